@@ -1,0 +1,7 @@
+"""`python -m dvsapp` runs the CLI."""
+
+import sys
+
+from dvsapp.cli import main
+
+sys.exit(main())

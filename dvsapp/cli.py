@@ -1,0 +1,135 @@
+"""The `dvsapp` command: info, convert, play (headless replay through the binner)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from dvsapp import __version__
+from dvsapp.errors import DvsappError
+
+#: The recording that plain `dvsapp` opens.
+DEFAULT_RECORDING = Path(__file__).resolve().parents[1] / "recordings" / "demo_rotating_bar.aedat4"
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from dvsapp.events.summary import summarize
+
+    s = summarize(args.path)
+    if args.json:
+        print(json.dumps(s.to_dict()))
+        return 0
+    print(f"file        {s.path}")
+    print(f"format      {s.format}")
+    print(f"sensor      {s.width} x {s.height}")
+    print(f"events      {s.events:,} ({s.on_events:,} ON, {s.events - s.on_events:,} OFF)")
+    print(f"first t     {s.t_first_us} us")
+    print(f"last t      {s.t_last_us} us")
+    print(f"duration    {s.duration_s:.6f} s")
+    print(f"mean rate   {s.mean_rate_eps / 1e6:.3f} M events/s")
+    if s.labels:
+        print(f"labels      {len(s.labels)} segments")
+        for seg in s.labels:
+            dur = (seg.t_end_us - seg.t_start_us) / 1e6
+            span = f"{seg.t_start_us} .. {seg.t_end_us} us ({dur:.2f} s)"
+            print(f"  {seg.label:3d} {seg.name:<28} {span}")
+    return 0
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from dvsapp.events.convert import convert
+
+    n = convert(args.input, args.output, fmt=args.format)
+    print(f"wrote {n:,} events to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _cmd_play(args: argparse.Namespace) -> int:
+    from dvsapp.headless import play
+
+    path = args.path if args.path is not None else DEFAULT_RECORDING
+    return play(
+        path,
+        speed=args.speed,
+        loop=args.loop,
+        bin_us=args.bin_us,
+        input_size=args.input_size,
+        duration_s=args.duration,
+    )
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    return w, h
+
+
+def _speed(text: str) -> float:
+    if text.lower() in ("max", "inf", "fastest"):
+        return float("inf")
+    return float(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dvsapp",
+        description="Watch a spiking neural network think on a live event-camera stream.",
+    )
+    p.add_argument("--version", action="version", version=f"dvsapp {__version__}")
+    sub = p.add_subparsers(dest="command")
+
+    info = sub.add_parser("info", help="format, sensor size, counts, timing and labels of a file")
+    info.add_argument("path")
+    info.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    info.set_defaults(func=_cmd_info)
+
+    conv = sub.add_parser("convert", help="convert any readable recording to .npz or .aedat4")
+    conv.add_argument("input")
+    conv.add_argument("output")
+    conv.add_argument(
+        "--format", choices=("npz", "aedat4"), default=None, help="default: from OUT's extension"
+    )
+    conv.set_defaults(func=_cmd_convert)
+
+    play = sub.add_parser("play", help="replay a recording through the binner (no GUI)")
+    play.add_argument("path", nargs="?", default=None, help="default: the shipped demo recording")
+    play.add_argument("--speed", type=_speed, default=1.0, help="0.1 .. N, or max (default 1)")
+    play.add_argument("--loop", action="store_true")
+    play.add_argument("--bin-us", type=int, default=10_000, help="time bin (default 10000 us)")
+    play.add_argument("--input-size", type=_size, default=None, help="downsample to WxH")
+    play.add_argument("--duration", type=float, default=None, help="stop after S wall seconds")
+    play.set_defaults(func=_cmd_play)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 for bad input, with one line on stderr)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # plain `dvsapp`: the shipped demo, until the GUI lands
+        args = parser.parse_args(["play", *(argv or [])])
+    try:
+        return int(args.func(args))
+    except DvsappError as e:
+        print(f"dvsapp: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a bug, not bad input: still one line unless debugging
+        if os.environ.get("DVSAPP_DEBUG"):
+            raise
+        print(
+            f"dvsapp: internal error: {type(e).__name__}: {e} (set DVSAPP_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

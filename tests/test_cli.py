@@ -1,0 +1,198 @@
+"""`dvsapp info` and `dvsapp convert` on real files, and one-line errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dvsapp.cli import main
+from dvsapp.events.detect import open_reader
+
+INFO_KEYS = {"format", "width", "height", "events", "t_first_us", "t_last_us"}
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "size", "events", "t_first", "t_last"),
+    [
+        ("MovingDarkBox.aedat", "aedat2.0", (128, 128), 489_834, 946_459_683, 986_269_729),
+        (
+            "sample.aedat4",
+            "aedat4",
+            (320, 240),
+            111_954,
+            1_605_537_493_718_345,
+            1_605_537_494_308_262,
+        ),
+        ("evt3_sample.raw", "evt3", (1280, 720), 219_596, 11_718_656, 11_772_513),
+        ("evt2.raw", "evt2", (640, 480), 521_252, 913_716_224, 913_812_095),
+        ("sample_ncars.dat", "dat", None, 2_009, None, None),
+    ],
+)
+def test_info_json_on_real_samples(
+    capsys: pytest.CaptureFixture[str],
+    samples_dir: Path,
+    name: str,
+    fmt: str,
+    size: tuple[int, int] | None,
+    events: int,
+    t_first: int | None,
+    t_last: int | None,
+) -> None:
+    code, out, err = run_cli(capsys, "info", str(samples_dir / name), "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert info.keys() >= INFO_KEYS
+    assert info["format"] == fmt
+    assert info["events"] == events
+    if size is not None:
+        assert (info["width"], info["height"]) == size
+    if t_first is not None:
+        assert (info["t_first_us"], info["t_last_us"]) == (t_first, t_last)
+
+
+def test_info_moving_dark_box_duration(
+    capsys: pytest.CaptureFixture[str], samples_dir: Path
+) -> None:
+    code, out, _ = run_cli(capsys, "info", str(samples_dir / "MovingDarkBox.aedat"))
+    assert code == 0
+    assert "489,834" in out and "39.810046 s" in out
+
+
+def test_format_detection_ignores_the_extension(
+    capsys: pytest.CaptureFixture[str], samples_dir: Path, tmp_path: Path
+) -> None:
+    disguised = tmp_path / "recording.raw"  # an AEDAT4 file with a Prophesee extension
+    shutil.copy(samples_dir / "sample.aedat4", disguised)
+    code, out, _ = run_cli(capsys, "info", str(disguised), "--json")
+    assert code == 0 and json.loads(out)["format"] == "aedat4"
+
+
+@pytest.mark.parametrize("out_name", ["box.npz", "box.aedat4"])
+def test_convert_round_trip_loses_nothing(
+    capsys: pytest.CaptureFixture[str], samples_dir: Path, tmp_path: Path, out_name: str
+) -> None:
+    src = samples_dir / "MovingDarkBox.aedat"
+    dst = tmp_path / out_name
+    code, _, err = run_cli(capsys, "convert", str(src), str(dst))
+    assert code == 0, err
+    with open_reader(src) as a, open_reader(dst) as b:
+        original, back = a.read_all(), b.read_all()
+        assert b.sensor_size == a.sensor_size
+    np.testing.assert_array_equal(back, original)
+    # a second hop, AEDAT4 -> npz, is lossless too
+    again = tmp_path / "again.npz"
+    assert main(["convert", str(dst), str(again)]) == 0
+    with open_reader(again) as c:
+        np.testing.assert_array_equal(c.read_all(), original)
+
+
+# -- bad input: one line on stderr naming the file, exit 2 --------------------------------
+
+
+def _bad_files(tmp: Path, samples: Path | None) -> dict[str, tuple[Path, str]]:
+    cases: dict[str, tuple[Path, str]] = {}
+    (tmp / "magic.bin").write_bytes(b"HELLO WORLD, this is not a recording\n" * 10)
+    cases["wrong magic"] = (tmp / "magic.bin", "unknown format")
+    rng = np.random.default_rng(7)
+    (tmp / "random.bin").write_bytes(rng.integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    cases["random bytes"] = (tmp / "random.bin", "unknown format")
+    (tmp / "empty.aedat").write_bytes(b"")
+    cases["empty file"] = (tmp / "empty.aedat", "empty")
+    (tmp / "header.aedat").write_bytes(b"#!AER-DAT3.1\r\n#Format: RAW\r\n#Source 1: DVS128\r\n")
+    cases["truncated header"] = (tmp / "header.aedat", "header")
+    body = np.array([[0x0102, 10], [0x0204, 5]], dtype=">i4").tobytes()
+    (tmp / "backwards.aedat").write_bytes(b"#!AER-DAT2.0\r\n# Timestamps tick is 1 us\r\n" + body)
+    cases["timestamps backwards"] = (tmp / "backwards.aedat", "backwards")
+    cases["directory"] = (tmp, "directory")
+    cases["missing file"] = (tmp / "nope.aedat4", "no such file")
+    if samples is not None:
+        data = (samples / "MovingDarkBox.aedat").read_bytes()
+        (tmp / "cut.aedat").write_bytes(data[: len(data) - 3])
+        cases["truncated body"] = (tmp / "cut.aedat", "truncated")
+        cases["zero events"] = (samples / "sample_aedat_header.aedat", "no events")
+    return cases
+
+
+CASES = [
+    "wrong magic",
+    "random bytes",
+    "empty file",
+    "truncated header",
+    "timestamps backwards",
+    "directory",
+    "missing file",
+    "truncated body",
+    "zero events",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("command", ["info", "convert"])
+def test_bad_input_gives_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, case: str, command: str
+) -> None:
+    from conftest import find_samples_dir
+
+    samples = find_samples_dir()
+    cases = _bad_files(tmp_path, samples)
+    if case not in cases:
+        pytest.skip("needs ../shared/samples")
+    path, words = cases[case]
+    argv = (
+        ["info", str(path)]
+        if command == "info"
+        else ["convert", str(path), str(tmp_path / "o.npz")]
+    )
+    code, _out, err = run_cli(capsys, *argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert str(path) in lines[0] and words in lines[0].lower(), lines[0]
+    assert not (tmp_path / "o.npz").exists()  # nothing half-written
+
+
+def _dvsapp() -> list[str]:
+    return [sys.executable, "-m", "dvsapp"]
+
+
+def test_unreadable_file_in_a_real_process(tmp_path: Path, samples_dir: Path) -> None:
+    """No read permission: as root, chmod alone does not stop reads, so run as nobody."""
+    folder = Path(tempfile.mkdtemp(prefix="dvsapp-perm-", dir="/tmp"))
+    folder.chmod(0o755)  # reachable by nobody; only the file itself is locked
+    path = folder / "locked.aedat4"
+    shutil.copy(samples_dir / "sample.aedat4", path)
+    path.chmod(0)
+    kwargs: dict[str, object] = {}
+    if os.geteuid() == 0:
+        kwargs["user"] = "nobody"
+    proc = subprocess.run(
+        [*_dvsapp(), "info", str(path)], capture_output=True, text=True, timeout=120, **kwargs
+    )
+    shutil.rmtree(folder)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == f"dvsapp: error: {path}: permission denied (cannot read the file)"
+
+
+def test_corrupt_file_in_a_real_process_prints_no_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "junk.aedat4"
+    path.write_bytes(b"#!AER-DAT4.0\r\n" + bytes(range(256)) * 8)
+    proc = subprocess.run(
+        [*_dvsapp(), "info", str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") == 1 and str(path) in proc.stderr
