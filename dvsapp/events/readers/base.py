@@ -96,8 +96,8 @@ class EventReader(ABC):
         return np.concatenate(parts)
 
     # -- lifetime --------------------------------------------------------------------
-    def close(self) -> None:
-        """Release file handles (default: nothing to release)."""  # noqa: B027
+    def close(self) -> None:  # noqa: B027
+        """Release file handles (default: nothing to release)."""
 
     def __enter__(self) -> EventReader:
         return self
