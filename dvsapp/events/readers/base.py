@@ -93,7 +93,8 @@ class EventReader(ABC):
             parts.append(packet)
         if not parts:
             return np.zeros(0, dtype=EVENT_DTYPE)
-        return np.concatenate(parts)
+        # Joined as bytes: numpy copies a packed structured dtype field by field, ~7x slower.
+        return np.concatenate([p.view(np.uint8) for p in parts]).view(EVENT_DTYPE)
 
     # -- lifetime --------------------------------------------------------------------
     def close(self) -> None:  # noqa: B027
