@@ -1,0 +1,211 @@
+"""Writers used by ``dvsapp convert``: our ``.npz`` and AEDAT 4.0, both streaming.
+
+Both take an iterable of packets (structured arrays with fields x, y, t, p; ours or any
+with those names), check every event against the sensor and the time order, and write to
+a hidden temporary file beside the output that is renamed over it at the end, so that a
+failure leaves no partial file. Errors become an EventFileError naming the output; an
+EventFileError raised by the packets themselves (a bad input recording) passes unchanged.
+
+``.npz``: the columns are spooled to raw files in a scratch folder beside the output, then
+written as zip members with their ``.npy`` headers (the length is known only at the end).
+Small members (``width``, ``height``, labels) come first so that detection finds the names.
+
+AEDAT 4.0: dv-processing's ``MonoCameraWriter`` with an events-only configuration at the
+sensor size. dv-processing builds an ``EventStore`` only event by event (``push_back``;
+no constructor takes a numpy array, ``EventPacket.numpy()`` is a copy); pushing tuples
+through ``map`` is the fastest way measured (about 4.5 M events/s, against 2.4 M/s for
+``EventPacket(EventVector(map(dv.Event, ...)))`` and 2 M/s for a Python loop).
+dv-processing 2.0.4 aborts the whole process (``std::terminate``) when the output name
+does not end in ``.aedat4``, so the temporary file always has that suffix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import shutil
+import tempfile
+import zipfile
+from collections import deque
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from dvsapp.errors import EventFileError
+from dvsapp.events.types import EVENT_DTYPE, LabelSegment, SensorSize, make_events
+
+if TYPE_CHECKING:
+    import dv_processing as dv
+
+NPZ_COLUMNS = {"x": np.dtype("<i2"), "y": np.dtype("<i2"), "t": np.dtype("<i8"), "p": np.dtype("?")}
+_COPY_BYTES = 1 << 22
+_SOURCE_LOCATION = re.compile(r"^/\S+\(\d+\): ")
+
+
+@contextlib.contextmanager
+def _atomic_output(path: Path, suffix: str) -> Iterator[Path]:
+    """A temporary path beside ``path``, renamed onto it when the block succeeds."""
+    if not path.parent.is_dir():
+        raise EventFileError(path, "cannot write: the folder does not exist")
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.part{suffix}"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except EventFileError:
+        tmp.unlink(missing_ok=True)
+        raise
+    except Exception as e:
+        tmp.unlink(missing_ok=True)
+        raise EventFileError(path, f"cannot write: {_one_line(e)}") from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _one_line(error: BaseException) -> str:
+    """The telling line of an error message: dv-processing's start with a C++ source
+    location and end with a stack trace, the line between says what went wrong."""
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    lines = lines[: next((i for i, ln in enumerate(lines) if ln.startswith("Stacktrace")), None)]
+    telling = [ln for ln in lines if not _SOURCE_LOCATION.match(ln)] or lines
+    return " ".join(telling[0].split()) if telling else type(error).__name__
+
+
+class _Checker:
+    """Converts packets to our dtype and enforces the sensor bounds and time order."""
+
+    def __init__(self, path: Path, sensor_size: SensorSize, min_t: int | None = None) -> None:
+        self.path = path
+        self.width, self.height = int(sensor_size[0]), int(sensor_size[1])
+        if not (0 < self.width <= 1 << 15 and 0 < self.height <= 1 << 15):
+            raise EventFileError(path, f"cannot write a {self.width}x{self.height} sensor")
+        self.min_t = min_t
+        self.last_t: int | None = None
+        self.count = 0
+
+    def __call__(self, packet: np.ndarray) -> np.ndarray:
+        events = self._as_events(packet)
+        if len(events) == 0:
+            return events
+        x, y, t = events["x"], events["y"], events["t"]
+        w, h = self.width, self.height
+        if x.min() < 0 or x.max() >= w or y.min() < 0 or y.max() >= h:
+            i = int(np.argmax((x < 0) | (x >= w) | (y < 0) | (y >= h)))
+            self._fail(f"event {self.count + i} (x={x[i]}, y={y[i]}) is outside {w}x{h}")
+        if (self.last_t is not None and t[0] < self.last_t) or np.any(np.diff(t) < 0):
+            self._fail(f"timestamps go backwards near event {self.count}")
+        if self.min_t is not None and t[0] < self.min_t:
+            self._fail(f"timestamp {t[0]} us is below {self.min_t} us")
+        self.last_t = int(t[-1])
+        self.count += len(events)
+        return events
+
+    def _as_events(self, packet: np.ndarray) -> np.ndarray:
+        if packet.dtype == EVENT_DTYPE:
+            return packet
+        names = packet.dtype.names or ()
+        if not all(n in names for n in ("x", "y", "t", "p")):
+            self._fail(f"packet of dtype {packet.dtype} is not an event array")
+        return make_events(packet["x"], packet["y"], packet["t"], packet["p"])
+
+    def _fail(self, message: str) -> None:
+        raise EventFileError(self.path, f"cannot write: {message}")
+
+
+# -- .npz ------------------------------------------------------------------------------
+def write_npz(
+    path: str | os.PathLike[str],
+    packets: Iterable[np.ndarray],
+    sensor_size: SensorSize,
+    labels: Iterable[LabelSegment] = (),
+    compress: bool = False,
+) -> int:
+    """Stream ``packets`` into our ``.npz``; returns the number of events written."""
+    out = Path(path)
+    check = _Checker(out, sensor_size)
+    small = {
+        "width": np.asarray(check.width, dtype=np.int64),
+        "height": np.asarray(check.height, dtype=np.int64),
+        **_label_arrays(list(labels)),
+    }
+    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with (
+        _atomic_output(out, ".npz") as tmp,
+        tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}.") as scratch,
+    ):
+        spool = {c: Path(scratch) / c for c in NPZ_COLUMNS}
+        _spool_columns(packets, check, spool)
+        with zipfile.ZipFile(tmp, "x", compression=method, allowZip64=True) as zf:
+            for name, arr in small.items():
+                with zf.open(f"{name}.npy", "w", force_zip64=True) as f:
+                    np.lib.format.write_array(f, arr, allow_pickle=False)
+            for name, dtype in NPZ_COLUMNS.items():
+                _write_column(zf, name, dtype, spool[name], check.count)
+    return check.count
+
+
+def _label_arrays(labels: list[LabelSegment]) -> dict[str, np.ndarray]:
+    if not labels:
+        return {}
+    return {
+        "label_ids": np.array([s.label for s in labels], dtype=np.int64),
+        "label_names": np.array([s.name for s in labels], dtype=str),
+        "label_t_start_us": np.array([s.t_start_us for s in labels], dtype=np.int64),
+        "label_t_end_us": np.array([s.t_end_us for s in labels], dtype=np.int64),
+    }
+
+
+def _spool_columns(packets: Iterable[np.ndarray], check: _Checker, spool: dict[str, Path]) -> None:
+    with contextlib.ExitStack() as stack:
+        files = {c: stack.enter_context(open(p, "wb")) for c, p in spool.items()}
+        for packet in packets:
+            events = check(packet)
+            for c, dtype in NPZ_COLUMNS.items():
+                files[c].write(np.ascontiguousarray(events[c], dtype=dtype).tobytes())
+
+
+def _write_column(zf: zipfile.ZipFile, name: str, dtype: np.dtype, raw: Path, n: int) -> None:
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": (n,)}
+    with zf.open(f"{name}.npy", "w", force_zip64=True) as f, open(raw, "rb") as src:
+        np.lib.format.write_array_header_1_0(f, header)
+        shutil.copyfileobj(src, f, _COPY_BYTES)
+
+
+# -- AEDAT 4.0 -------------------------------------------------------------------------
+def write_aedat4(
+    path: str | os.PathLike[str],
+    packets: Iterable[np.ndarray],
+    sensor_size: SensorSize,
+    camera_name: str = "dvsapp",
+) -> int:
+    """Stream ``packets`` into an AEDAT 4.0 file (one event stream); returns the count."""
+    from dv_processing.io import MonoCameraWriter
+
+    out = Path(path)
+    check = _Checker(out, sensor_size, min_t=0)
+    config = MonoCameraWriter.EventOnlyConfig(camera_name, (check.width, check.height))
+    with _atomic_output(out, ".aedat4") as tmp:
+        writer = MonoCameraWriter(str(tmp), config)
+        try:
+            for packet in packets:
+                events = check(packet)
+                if len(events):
+                    writer.writeEvents(to_event_store(events))
+        finally:
+            del writer  # closes the file (writes the packet table)
+    return check.count
+
+
+def to_event_store(events: np.ndarray) -> dv.EventStore:
+    """A ``dv.EventStore`` holding ``events`` (our dtype), built as fast as dv allows."""
+    import dv_processing
+
+    store = dv_processing.EventStore()
+    cols = (events[c].tolist() for c in ("t", "x", "y", "p"))
+    rows = zip(*cols, strict=True)
+    deque(map(store.push_back, rows), maxlen=0)
+    return store
