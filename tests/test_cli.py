@@ -195,8 +195,9 @@ def _run_as_nobody(argv: list[str]) -> tuple[int, str]:
         try:
             os.setgid(nobody.pw_gid)
             os.setuid(nobody.pw_uid)
-            os.dup2(write_fd, 2)
+            sys.stderr = os.fdopen(write_fd, "w")
             code = main(argv)
+            sys.stderr.flush()
         finally:
             os._exit(code)
     os.close(write_fd)

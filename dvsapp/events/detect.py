@@ -45,7 +45,14 @@ def detect_format(path: str | os.PathLike[str]) -> type[EventReader]:
     )
 
 
-def open_reader(path: str | os.PathLike[str]) -> EventReader:
-    """Open any readable recording with the reader its content calls for."""
+def open_reader(path: str | os.PathLike[str], stream: str | int | None = None) -> EventReader:
+    """Open any readable recording with the reader its content calls for.
+
+    ``stream`` picks the event stream (name or id) in formats that hold several (AEDAT4).
+    """
     reader_cls = detect_format(path)
-    return reader_cls(path)
+    if stream is None:
+        return reader_cls(path)
+    if reader_cls.format_name != "aedat4":
+        raise EventFileError(path, f"--stream applies to AEDAT4 files, not {reader_cls.format_name}")
+    return reader_cls(path, stream=stream)  # type: ignore[call-arg]
