@@ -19,7 +19,7 @@ DEFAULT_RECORDING = Path(__file__).resolve().parents[1] / "recordings" / "demo_r
 def _cmd_info(args: argparse.Namespace) -> int:
     from dvsapp.events.summary import summarize
 
-    s = summarize(args.path)
+    s = summarize(args.path, stream=args.stream)
     if args.json:
         print(json.dumps(s.to_dict()))
         return 0
@@ -43,7 +43,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_convert(args: argparse.Namespace) -> int:
     from dvsapp.events.convert import convert
 
-    n = convert(args.input, args.output, fmt=args.format)
+    n = convert(args.input, args.output, fmt=args.format, stream=args.stream)
     print(f"wrote {n:,} events to {args.output}", file=sys.stderr)
     return 0
 
@@ -87,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="format, sensor size, counts, timing and labels of a file")
     info.add_argument("path")
     info.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    info.add_argument("--stream", default=None, help="AEDAT4: the event stream (name or id)")
     info.set_defaults(func=_cmd_info)
 
     conv = sub.add_parser("convert", help="convert any readable recording to .npz or .aedat4")
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument(
         "--format", choices=("npz", "aedat4"), default=None, help="default: from OUT's extension"
     )
+    conv.add_argument("--stream", default=None, help="AEDAT4: the event stream (name or id)")
     conv.set_defaults(func=_cmd_convert)
 
     play = sub.add_parser("play", help="replay a recording through the binner (no GUI)")

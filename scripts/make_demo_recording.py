@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from dvsapp.events.writers import write_aedat4
 
 from dvsapp.events.types import EVENT_DTYPE
+from dvsapp.events.writers import write_aedat4
 
 SIZE = 128
 FRAME_US = 1000
@@ -71,7 +71,7 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=8.0)
     args = ap.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_aedat4(args.out, events(args.duration), (SIZE, SIZE, 2))
+    write_aedat4(args.out, events(args.duration), (SIZE, SIZE, 2), compression="zstd_high")
     print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes)")
 
 

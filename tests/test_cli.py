@@ -168,7 +168,9 @@ def _dvsapp() -> list[str]:
     return [sys.executable, "-m", "dvsapp"]
 
 
-def test_unreadable_file(capsys: pytest.CaptureFixture[str], tmp_path: Path, samples_dir: Path) -> None:
+def test_unreadable_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, samples_dir: Path
+) -> None:
     """No read permission. As root, chmod alone does not stop reads, so a forked child drops
     to the ``nobody`` user first (after one good run has imported everything it needs)."""
     path = tmp_path / "locked.aedat4"

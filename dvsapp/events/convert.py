@@ -28,13 +28,16 @@ def output_format(path: str | os.PathLike[str], fmt: str | None) -> str:
 
 
 def convert(
-    src: str | os.PathLike[str], dst: str | os.PathLike[str], fmt: str | None = None
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    fmt: str | None = None,
+    stream: str | int | None = None,
 ) -> int:
     """Stream ``src`` into ``dst``; returns the number of events written."""
     fmt = output_format(dst, fmt)
     if Path(dst).resolve() == Path(src).resolve():
         raise EventFileError(dst, "output would overwrite the input")
-    with open_reader(src) as reader:
+    with open_reader(src, stream=stream) as reader:
         counted = _Counter(reader.packets())
         if fmt == "npz":
             write_npz(dst, counted, reader.sensor_size, labels=reader.labels)

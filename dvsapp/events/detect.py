@@ -54,5 +54,7 @@ def open_reader(path: str | os.PathLike[str], stream: str | int | None = None) -
     if stream is None:
         return reader_cls(path)
     if reader_cls.format_name != "aedat4":
-        raise EventFileError(path, f"--stream applies to AEDAT4 files, not {reader_cls.format_name}")
+        raise EventFileError(
+            path, f"--stream applies to AEDAT4 files, not {reader_cls.format_name}"
+        )
     return reader_cls(path, stream=stream)  # type: ignore[call-arg]

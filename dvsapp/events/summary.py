@@ -57,9 +57,9 @@ def _json_safe(v: object) -> bool:
     return isinstance(v, str | int | float | bool | type(None) | list | dict)
 
 
-def summarize(path: str | os.PathLike[str]) -> RecordingSummary:
+def summarize(path: str | os.PathLike[str], stream: str | int | None = None) -> RecordingSummary:
     """Scan a recording once (streaming) and summarise it; zero events is an error."""
-    with open_reader(path) as reader:
+    with open_reader(path, stream=stream) as reader:
         n = n_on = 0
         t_first: int | None = None
         t_last = 0

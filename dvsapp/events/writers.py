@@ -181,13 +181,23 @@ def write_aedat4(
     packets: Iterable[np.ndarray],
     sensor_size: SensorSize,
     camera_name: str = "dvsapp",
+    compression: str = "lz4",
 ) -> int:
-    """Stream ``packets`` into an AEDAT 4.0 file (one event stream); returns the count."""
+    """Stream ``packets`` into an AEDAT 4.0 file (one event stream); returns the count.
+
+    ``compression``: one of dv-processing's "none", "lz4", "lz4_high", "zstd", "zstd_high".
+    """
+    import dv_processing
     from dv_processing.io import MonoCameraWriter
 
     out = Path(path)
+    kinds = dv_processing.CompressionType.__members__
+    if compression.upper() not in kinds:
+        raise EventFileError(out, f"unknown AEDAT4 compression {compression!r}")
     check = _Checker(out, sensor_size, min_t=0)
-    config = MonoCameraWriter.EventOnlyConfig(camera_name, (check.width, check.height))
+    config = MonoCameraWriter.EventOnlyConfig(
+        camera_name, (check.width, check.height), kinds[compression.upper()]
+    )
     with _atomic_output(out, ".aedat4") as tmp:
         writer = MonoCameraWriter(str(tmp), config)
         try:

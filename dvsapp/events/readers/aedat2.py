@@ -415,6 +415,9 @@ class Aedat2Reader(EventReader):
     def close(self) -> None:
         self._records = None
 
+    def max_events_hint(self) -> int | None:
+        return self.num_records
+
     # -- seeking ---------------------------------------------------------------------
     def _seek_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(record numbers, unwrapped times, wrap counts) every ``stride`` records + the last."""
