@@ -334,7 +334,12 @@ class _Unwrapper:
         self.offset = 0
 
     def __call__(self, t: np.ndarray) -> np.ndarray:
-        prev = np.concatenate(([self.last if self.last >= 0 else t[0]], t[:-1]))
+        half = EVT2_WRAP_US >> 1
+        first_prev = self.last if self.last >= 0 else int(t[0])
+        if int(t[0]) - first_prev >= -half and not (t[1:] < t[:-1] - half).any():
+            self.last = int(t[-1])  # no wrap in this chunk (the usual case): no cumsum
+            return t + self.offset if self.offset else t
+        prev = np.concatenate(([first_prev], t[:-1]))
         wraps = np.cumsum(t - prev < -(EVT2_WRAP_US >> 1))
         out = t + (self.offset + wraps * EVT2_WRAP_US)
         self.offset += int(wraps[-1]) * EVT2_WRAP_US
