@@ -218,3 +218,26 @@ def test_corrupt_file_in_a_real_process_prints_no_traceback(tmp_path: Path) -> N
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.count("\n") == 1 and str(path) in proc.stderr
+
+
+def test_info_lists_dvs_gesture_label_segments(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from aedat31_writer import polarity_packets, random_events, write_file
+
+    events = random_events(20_000, seed=3, t0=1_000_000)
+    path = write_file(tmp_path / "user07_led.aedat", polarity_packets(events, 1024))
+    (tmp_path / "user07_led_labels.csv").write_text(
+        "class,startTime_usec,endTime_usec\n3,1001000,1020000\n11,1020000,1030000\n"
+    )
+    code, out, err = run_cli(capsys, "info", str(path), "--json")
+    assert code == 0, err
+    info = json.loads(out)
+    assert (info["format"], info["events"], info["width"]) == ("aedat3.1", 20_000, 128)
+    assert info["t_first_us"] == int(events["t"][0]) and info["t_last_us"] == int(events["t"][-1])
+    assert info["labels"] == [
+        {"label": 2, "name": "left_hand_wave", "t_start_us": 1_001_000, "t_end_us": 1_020_000},
+        {"label": 10, "name": "other_gestures", "t_start_us": 1_020_000, "t_end_us": 1_030_000},
+    ]
+    code, out, _ = run_cli(capsys, "info", str(path))
+    assert "2 segments" in out and "left_hand_wave" in out

@@ -156,3 +156,18 @@ def test_bad_speed_is_a_config_error() -> None:
         ReplaySource(MemoryReader(ramp()), speed=0.01)
     with pytest.raises(ConfigError):
         ReplaySource(MemoryReader(ramp()), speed=float("nan"))
+
+
+@pytest.mark.parametrize("name", ["MovingDarkBox.aedat", "sample.aedat4", "evt3_sample.raw"])
+def test_replaying_a_real_file_as_fast_as_possible_gives_every_event(
+    samples_dir: Path, name: str
+) -> None:
+    from dvsapp.events.detect import open_reader
+
+    with open_reader(samples_dir / name) as reader:
+        expected = reader.read_all()
+    src = ReplaySource(samples_dir / name, speed=math.inf)
+    with src:
+        got = drain(src)
+    np.testing.assert_array_equal(got, expected)
+    assert src.status().state is SourceState.ENDED

@@ -368,7 +368,16 @@ def _find_bad_word(
     return None
 
 
-class Evt2Reader(_PropheseeReader):
+class _RawReader(_PropheseeReader):
+    """Prophesee RAW: detected by the encoding its ``%`` header names."""
+
+    @classmethod
+    def sniff(cls, head: bytes) -> bool:
+        header = parse_header(head)
+        return header is not None and raw_encoding(header) == cls.encoding
+
+
+class Evt2Reader(_RawReader):
     """Prophesee RAW, EVT 2.0 (32-bit words)."""
 
     format_name = "evt2"
@@ -376,24 +385,14 @@ class Evt2Reader(_PropheseeReader):
     encoding = "evt2"
     unit_bytes = 4
 
-    @classmethod
-    def sniff(cls, head: bytes) -> bool:
-        header = parse_header(head)
-        return header is not None and raw_encoding(header) == "evt2"
 
-
-class Evt3Reader(_PropheseeReader):
+class Evt3Reader(_RawReader):
     """Prophesee RAW, EVT 3.0 (16-bit words)."""
 
     format_name = "evt3"
     description = "Prophesee RAW EVT 3.0"
     encoding = "evt3"
     unit_bytes = 2
-
-    @classmethod
-    def sniff(cls, head: bytes) -> bool:
-        header = parse_header(head)
-        return header is not None and raw_encoding(header) == "evt3"
 
 
 class DatReader(_PropheseeReader):
