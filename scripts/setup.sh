@@ -24,7 +24,7 @@ fi
 echo "setup: installing dvsapp and its dependencies" >&2
 "${PIP[@]}" install -e ".[dev]"
 # Peers for the benchmarks, without their dependencies (they ask for torchvision/torchaudio).
-"${PIP[@]}" install --no-deps "spikingjelly==2.0.0"
+"${PIP[@]}" install --no-deps "spikingjelly==2.0.0" "loguru>=0.7,<1"
 "$VENV/bin/python" - <<'PYCHECK'
 import importlib.metadata as md
 torches = [d.metadata["Name"] for d in md.distributions() if d.metadata["Name"].lower().startswith(("torch", "nvidia-"))]

@@ -1,0 +1,201 @@
+"""What every spiking network in dvsapp shares: stateful neurons with probes, and a model
+with two execution modes over one set of weights.
+
+* ``SpikingModel.forward(x)``: a whole ``[T, B, C, H, W]`` sequence, for training with BPTT
+  (and for the parity tests). Returns the per-step outputs ``[T, B, K]``.
+* ``SpikingModel.step(x_t)``: one ``[B, C, H, W]`` frame; the neuron state persists between
+  calls (on the model's device) until ``reset()``. Returns that step's output ``[B, K]``.
+
+In eval mode, ``T`` calls of ``step`` equal one ``forward`` over the same frames (max abs
+difference <= 1e-5 in float32). The prediction after ``t`` steps is the mean of the per-step
+outputs so far (for BNTT this is its integrate-without-spiking output layer divided by t).
+
+Probes: each :class:`SpikingNeuron` records, when its ``probe`` is set, the spike map, the
+membrane potential (whole map or chosen neurons) and the firing rate of its latest ``step``;
+with ``probe = None`` the cost is one attribute test.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+
+@dataclass
+class ProbeSpec:
+    """What a neuron layer records per step.
+
+    ``vm``: False (nothing), True (the whole map), or flat indices into one sample's neuron
+    map ``[C*H*W]`` (or ``[features]``) to record selected neurons only.
+    """
+
+    spikes: bool = True
+    vm: bool | Sequence[int] = False
+    rate: bool = True
+
+
+@dataclass
+class ProbeRecord:
+    """One layer's record of one step, on the model's device (tensors detached).
+
+    spikes: ``[B, *shape]`` 0/1; vm: ``[B, *shape]`` or ``[B, n_selected]`` (the membrane
+    potential after charging, before reset: what is compared with the threshold);
+    rate: ``[B]`` fraction of neurons that fired.
+    """
+
+    spikes: torch.Tensor | None = None
+    vm: torch.Tensor | None = None
+    rate: torch.Tensor | None = None
+
+
+class SpikingNeuron(nn.Module, ABC):
+    """A layer of stateful spiking neurons: charge, fire, reset.
+
+    Subclasses implement :meth:`dynamics`. ``threshold_scale`` multiplies the threshold
+    live (a debugging knob: raise it to provoke firing-rate collapse).
+    """
+
+    def __init__(self, threshold: float) -> None:
+        super().__init__()
+        self.threshold = float(threshold)
+        self.threshold_scale = 1.0
+        self.v: torch.Tensor | None = None  # membrane state between steps
+        self.o: torch.Tensor | None = None  # last spikes (needed by hard-reset dynamics)
+        self.probe: ProbeSpec | None = None
+        self.record: ProbeRecord | None = None
+
+    @property
+    def effective_threshold(self) -> float:
+        return self.threshold * self.threshold_scale
+
+    @abstractmethod
+    def dynamics(
+        self, x: torch.Tensor, v: torch.Tensor | None, o: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step: input current ``x``, previous state ``v``/``o`` (None at the start).
+        Returns ``(spikes, v_charged, v_next)``: v_charged is before reset, v_next after."""
+
+    def reset(self) -> None:
+        """Forget the state (and the last record)."""
+        self.v = None
+        self.o = None
+        self.record = None
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        """One stateful step over ``[B, ...]``; records probes when enabled."""
+        spikes, v_charged, self.v = self.dynamics(x, self.v, self.o)
+        self.o = spikes
+        if self.probe is not None:
+            self._record(spikes, v_charged)
+        return spikes
+
+    def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
+        """Multi-step over ``[T, B, ...]`` from a fresh state (does not touch ``self.v``)."""
+        v = o = None
+        out = []
+        for x in x_seq:
+            o, _, v = self.dynamics(x, v, o)
+            out.append(o)
+        return torch.stack(out)
+
+    def _record(self, spikes: torch.Tensor, v_charged: torch.Tensor) -> None:
+        spec = self.probe
+        assert spec is not None
+        rec = ProbeRecord()
+        if spec.spikes:
+            rec.spikes = spikes.detach()
+        if spec.rate:
+            rec.rate = spikes.detach().flatten(1).mean(1)
+        if spec.vm is True:
+            rec.vm = v_charged.detach()
+        elif spec.vm is not False and len(spec.vm):  # selected neurons
+            idx = torch.as_tensor(list(spec.vm), device=v_charged.device, dtype=torch.long)
+            rec.vm = v_charged.detach().flatten(1).index_select(1, idx)
+        self.record = rec
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model (stored in checkpoints).
+
+    input_size is (width, height); ``neuron`` holds the neuron parameters of the family
+    (tdBN: tau_decay, threshold, surrogate width; BNTT: leak, threshold, surrogate factor).
+    ``time_steps`` is the T the model was trained with (BNTT's statistics depend on it).
+    """
+
+    arch: str
+    num_classes: int = 11
+    in_channels: int = 2
+    input_size: tuple[int, int] = (128, 128)
+    width: int = 64
+    time_steps: int = 10
+    neuron: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "arch": self.arch,
+            "num_classes": self.num_classes,
+            "in_channels": self.in_channels,
+            "input_size": list(self.input_size),
+            "width": self.width,
+            "time_steps": self.time_steps,
+            "neuron": dict(self.neuron),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        return cls(
+            arch=str(d["arch"]),
+            num_classes=int(d["num_classes"]),
+            in_channels=int(d["in_channels"]),
+            input_size=(int(d["input_size"][0]), int(d["input_size"][1])),
+            width=int(d["width"]),
+            time_steps=int(d["time_steps"]),
+            neuron={str(k): float(v) for k, v in d.get("neuron", {}).items()},
+        )
+
+
+class SpikingModel(nn.Module, ABC):
+    """A spiking network with a sequence mode (training) and a step mode (streaming)."""
+
+    #: The normalisation family: "tdbn" (time-invariant at inference) or "bntt" (per step).
+    family: ClassVar[str] = ""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.steps_taken = 0  # steps since the last reset (BNTT picks its BN by this index)
+
+    @abstractmethod
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[T, B, C, H, W]`` -> per-step outputs ``[T, B, K]``, from a fresh state."""
+
+    @abstractmethod
+    def step(self, x_t: torch.Tensor) -> torch.Tensor:
+        """``[B, C, H, W]`` -> this step's output ``[B, K]``; the state persists."""
+
+    def reset(self) -> None:
+        """Forget every neuron's state; the next step is step 0."""
+        for layer in self.spiking_layers().values():
+            layer.reset()
+        self._reset_extra()
+        self.steps_taken = 0
+
+    def _reset_extra(self) -> None:
+        """Reset non-neuron state (e.g. an integrating output layer)."""
+
+    def spiking_layers(self) -> dict[str, SpikingNeuron]:
+        """Every spiking layer in forward order, by a stable name (e.g. ``layer2.0.lif1``)."""
+        return {n: m for n, m in self.named_modules() if isinstance(m, SpikingNeuron)}
+
+    def set_probes(self, spec: ProbeSpec | None, layers: Sequence[str] | None = None) -> None:
+        """Enable ``spec`` on the named layers (all when None), or disable with None."""
+        for name, layer in self.spiking_layers().items():
+            if layers is None or name in layers:
+                layer.probe = spec
+                layer.record = None
