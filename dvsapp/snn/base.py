@@ -51,6 +51,8 @@ class ProbeRecord:
     spikes: torch.Tensor | None = None
     vm: torch.Tensor | None = None
     rate: torch.Tensor | None = None
+    #: With selected neurons: the flat indices recorded (those beyond the layer are skipped).
+    vm_index: torch.Tensor | None = None
 
 
 class SpikingNeuron(nn.Module, ABC):
@@ -113,9 +115,12 @@ class SpikingNeuron(nn.Module, ABC):
             rec.rate = spikes.detach().flatten(1).mean(1)
         if spec.vm is True:
             rec.vm = v_charged.detach()
-        elif spec.vm is not False and len(spec.vm):  # selected neurons
+        elif spec.vm is not False and len(spec.vm):  # selected neurons that this layer has
+            flat = v_charged.detach().flatten(1)
             idx = torch.as_tensor(list(spec.vm), device=v_charged.device, dtype=torch.long)
-            rec.vm = v_charged.detach().flatten(1).index_select(1, idx)
+            idx = idx[(idx >= 0) & (idx < flat.shape[1])]
+            rec.vm = flat.index_select(1, idx)
+            rec.vm_index = idx
         self.record = rec
 
 
