@@ -1,4 +1,5 @@
-"""The `dvsapp` command: info, convert, play (headless replay through the binner)."""
+"""The `dvsapp` command: info, convert, play (headless replay through the binner), run (an
+SNN checkpoint over a recording)."""
 
 from __future__ import annotations
 
@@ -62,6 +63,24 @@ def _cmd_play(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from dvsapp.runner import run
+
+    return run(
+        args.path,
+        args.model,
+        device=args.device,
+        window=args.window,
+        speed=args.speed,
+        policy=args.policy,
+        exit_threshold=args.exit_threshold,
+        exit_consecutive=args.exit_consecutive,
+        exit_metric=args.exit_metric,
+        temporal_exit=args.temporal_exit,
+        json_lines=args.json,
+    )
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -107,6 +126,30 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--input-size", type=_size, default=None, help="downsample to WxH")
     play.add_argument("--duration", type=float, default=None, help="stop after S wall seconds")
     play.set_defaults(func=_cmd_play)
+
+    run = sub.add_parser("run", help="stream a recording through an SNN checkpoint (no GUI)")
+    run.add_argument("path", help="the recording")
+    run.add_argument("--model", required=True, help="a dvsapp .safetensors checkpoint")
+    run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    run.add_argument("--json", action="store_true", help="one JSON line per window + summary")
+    run.add_argument("--window", type=int, default=None, help="steps per window (default: T)")
+    run.add_argument(
+        "--speed", type=_speed, default=float("inf"), help="0.1 .. N, or max (default max)"
+    )
+    run.add_argument(
+        "--policy", choices=("reset", "free"), default="reset", help="reset the state per window"
+    )
+    run.add_argument("--exit-threshold", type=float, default=None, help="confidence exit at P")
+    run.add_argument("--exit-consecutive", type=int, default=3, help="for K steps (default 3)")
+    run.add_argument("--exit-metric", choices=("prob", "margin"), default="prob")
+    run.add_argument(
+        "--temporal-exit",
+        type=float,
+        default=None,
+        metavar="GAMMA",
+        help="BNTT: exit where the mean gamma drops below GAMMA",
+    )
+    run.set_defaults(func=_cmd_run)
     return p
 
 

@@ -1,0 +1,277 @@
+"""`dvsapp run`: stream a recording through a trained SNN and report every window.
+
+replay source -> streaming binner (the checkpoint's binning config) -> stepper. When the
+recording's sensor differs from the one the model was trained on, events are binned at the
+recording's sensor size and downsampled to the model's input size (as tonic's Downsample);
+a recording smaller than the model's input, or with one polarity for a model that takes ON
+and OFF as two channels, is refused. On CUDA the torch binner bins on the model's device.
+
+Labels: a window's ``true`` class is the label segment that covers the window's midpoint
+(the first one, where segments overlap); windows outside every segment have none and do not
+count towards the accuracy. A window is correct when its predicted class name equals the
+segment's name, or, when the segment's name is none of the model's classes, when the
+predicted index equals the segment's label index.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from tqdm import tqdm
+
+from dvsapp.binning import BinningConfig, Frames, StreamingBinner
+from dvsapp.errors import ConfigError, DvsappError
+from dvsapp.events.sources import ReplaySource, SourceState
+from dvsapp.events.types import LabelSegment, SensorSize
+from dvsapp.snn.checkpoint import Checkpoint, load_checkpoint
+from dvsapp.snn.early_exit import ConfidenceExit, ExitPolicy, Metric, TemporalExit
+from dvsapp.snn.stepper import Policy, Stepper, WindowResult, resolve_device
+
+IDLE_SLEEP_S = 0.002
+
+
+def binning_for_recording(
+    trained: BinningConfig, sensor: SensorSize, path: str | os.PathLike[str]
+) -> BinningConfig:
+    """The checkpoint's binning, re-based on the recording's sensor when that differs."""
+    w, h, polarities = sensor
+    if trained.channels == 2 and polarities < 2:
+        raise ConfigError(
+            f"{os.fspath(path)}: the recording has {polarities} polarity channel but the model "
+            "takes OFF and ON events as 2 channels"
+        )
+    if (w, h) == trained.sensor_size:
+        return trained
+    assert trained.input_size is not None
+    iw, ih = trained.input_size
+    if iw > w or ih > h:
+        raise ConfigError(
+            f"{os.fspath(path)}: the recording's {w}x{h} sensor is smaller than the model's "
+            f"{iw}x{ih} input (binning can only downsample)"
+        )
+    return dataclasses.replace(trained, sensor_size=(w, h))
+
+
+def segment_at(labels: Sequence[LabelSegment], t_us: int) -> LabelSegment | None:
+    """The first label segment with ``t_start_us <= t_us < t_end_us``."""
+    return next((s for s in labels if s.t_start_us <= t_us < s.t_end_us), None)
+
+
+def is_correct(result: WindowResult, segment: LabelSegment, class_names: Sequence[str]) -> bool:
+    """Name match, or index match when the segment's name is not one of the model's classes."""
+    if segment.name in class_names:
+        return result.label == segment.name
+    return result.pred == segment.label
+
+
+@dataclass
+class RunStats:
+    """What the summary line reports."""
+
+    windows: int = 0
+    steps: int = 0
+    labelled: int = 0
+    correct: int = 0
+    exit_steps: int = 0
+    exits_fired: int = 0
+    latency_ms: float = 0.0
+    t_first_us: int | None = None
+    t_last_us: int | None = None
+    wall_s: float = 0.0
+
+    def add_window(self, result: WindowResult, correct: bool | None) -> None:
+        self.windows += 1
+        self.exit_steps += result.exit_step
+        self.exits_fired += result.exit_reason is not None
+        if correct is not None:
+            self.labelled += 1
+            self.correct += correct
+        if self.t_first_us is None:
+            self.t_first_us = result.t_start_us
+        self.t_last_us = result.t_end_us
+
+    def to_dict(self, device: str) -> dict[str, Any]:
+        stream_s = (
+            0.0 if self.t_first_us is None else (self.t_last_us - self.t_first_us) / 1e6  # type: ignore[operator]
+        )
+        return {
+            "windows": self.windows,
+            "steps": self.steps,
+            "labelled_windows": self.labelled,
+            "correct": self.correct,
+            "accuracy": self.correct / self.labelled if self.labelled else None,
+            "mean_exit_step": self.exit_steps / self.windows if self.windows else None,
+            "exits_fired": self.exits_fired,
+            "mean_step_latency_ms": self.latency_ms / self.steps if self.steps else None,
+            "stream_s": stream_s,
+            "wall_s": self.wall_s,
+            "realtime_factor": stream_s / self.wall_s if self.wall_s > 0 else None,
+            "device": device,
+        }
+
+
+def build_exits(
+    ckpt: Checkpoint,
+    exit_threshold: float | None,
+    exit_consecutive: int,
+    exit_metric: Metric,
+    temporal_exit: float | None,
+) -> list[ExitPolicy]:
+    """The early-exit policies asked for on the command line."""
+    exits: list[ExitPolicy] = []
+    if exit_threshold is not None:
+        exits.append(ConfidenceExit(exit_threshold, exit_consecutive, exit_metric))
+    if temporal_exit is not None:
+        if ckpt.model.family != "bntt":
+            raise ConfigError(f"temporal exit needs a BNTT model; {ckpt.arch} is not one")
+        exits.append(TemporalExit.from_model(ckpt.model, temporal_exit))
+    return exits
+
+
+def stream_windows(
+    source: ReplaySource, binner: StreamingBinner, stepper: Stepper, stats: RunStats, bar: tqdm
+) -> Iterator[WindowResult]:
+    """Replay the whole recording; yield every window as it completes (the last may be short)."""
+
+    def step_all(frames: Frames) -> Iterator[WindowResult]:
+        for i in range(len(frames)):
+            rec = stepper.push(frames.data[i], int(frames.t_start_us[i]), int(frames.t_end_us[i]))
+            stats.steps += 1
+            stats.latency_ms += rec.latency_ms
+            bar.update()
+            if rec.window_result is not None:
+                yield rec.window_result
+
+    with source:
+        while True:
+            events = source.poll()
+            if len(events):
+                yield from step_all(binner.push(events))
+            status = source.status()
+            if status.state is SourceState.ERROR:
+                raise DvsappError(status.message)
+            if status.state is SourceState.ENDED:
+                yield from step_all(binner.flush())
+                tail = stepper.finish()
+                if tail is not None:
+                    yield tail
+                return
+            if not len(events):
+                time.sleep(IDLE_SLEEP_S)
+
+
+def _row(result: WindowResult, true: str | None, correct: bool | None) -> str:
+    mark = "" if correct is None else ("right" if correct else "wrong")
+    return (
+        f"{result.window:6d} {result.t_start_us / 1e6:9.3f} {result.t_end_us / 1e6:9.3f} "
+        f"{result.steps:5d}  {result.label:<16.16} {float(result.probs[result.pred]):5.3f} "
+        f"{result.exit_step:4d}  {result.exit_label:<16.16} {true or '-':<16.16} {mark}"
+    ).rstrip()
+
+
+HEADER = (
+    f"{'window':>6} {'start s':>9} {'end s':>9} {'steps':>5}  {'pred':<16} {'p':>5} "
+    f"{'exit':>4}  {'at exit':<16} {'true'}"
+)
+
+
+def run(
+    recording: str | os.PathLike[str],
+    model: str | os.PathLike[str],
+    *,
+    device: str = "auto",
+    window: int | None = None,
+    speed: float = math.inf,
+    policy: Policy = "reset",
+    exit_threshold: float | None = None,
+    exit_consecutive: int = 3,
+    exit_metric: Metric = "prob",
+    temporal_exit: float | None = None,
+    json_lines: bool = False,
+    out: TextIO | None = None,
+) -> int:
+    """Run ``model`` over ``recording``; one line per window, then a summary. Returns 0.
+
+    Bad input raises a :class:`DvsappError` (the CLI prints it and exits 2).
+    """
+    out = sys.stdout if out is None else out
+    dev = resolve_device(device)
+    ckpt = load_checkpoint(model, dev)
+    exits = build_exits(ckpt, exit_threshold, exit_consecutive, exit_metric, temporal_exit)
+    stepper = Stepper(
+        ckpt.model, dev, window, policy, exits=exits, rates=False, class_names=ckpt.class_names
+    )
+    source = ReplaySource(recording, speed=speed)
+    try:
+        config = binning_for_recording(ckpt.binning, source.sensor_size, recording)
+    except ConfigError:
+        source.stop()
+        raise
+    cuda = dev.type == "cuda"
+    binner = StreamingBinner(config, "torch" if cuda else "numpy", dev if cuda else None)
+    if not json_lines:
+        _print_header(out, ckpt, source, config, stepper)
+    stats = RunStats()
+    wall0 = time.perf_counter()
+    with tqdm(unit="step", file=sys.stderr, disable=None, leave=False, dynamic_ncols=True) as bar:
+        for result in stream_windows(source, binner, stepper, stats, bar):
+            seg = segment_at(source.labels, (result.t_start_us + result.t_end_us) // 2)
+            correct = None if seg is None else is_correct(result, seg, ckpt.class_names)
+            stats.add_window(result, correct)
+            if json_lines:
+                line = {**result.to_dict(), "true": seg.name if seg else None, "correct": correct}
+                tqdm.write(json.dumps(line), file=out)
+            else:
+                tqdm.write(_row(result, seg.name if seg else None, correct), file=out)
+            out.flush()
+    stats.wall_s = time.perf_counter() - wall0
+    summary = stats.to_dict(str(dev))
+    if json_lines:
+        print(json.dumps({"summary": summary}), file=out, flush=True)
+    else:
+        _print_summary(out, summary)
+    return 0
+
+
+def _print_header(
+    out: TextIO, ckpt: Checkpoint, source: ReplaySource, config: BinningConfig, stepper: Stepper
+) -> None:
+    w, h, _ = source.sensor_size
+    c, fh, fw = config.frame_shape
+    bins = (
+        f"{config.time_window_us} us" if config.mode == "time" else f"{config.event_count} events"
+    )
+    print(
+        f"model   {ckpt.arch} ({ckpt.model.family}) from {ckpt.path}: "
+        f"{len(ckpt.class_names)} classes, on {stepper.device}",
+        file=out,
+    )
+    print(
+        f"input   {source.reader.path} ({source.reader.format_name}, {w}x{h}) -> "
+        f"{c}x{fh}x{fw} frames of {bins}; windows of {stepper.window_steps} steps "
+        f"({stepper.policy})",
+        file=out,
+    )
+    print(HEADER, file=out)
+
+
+def _print_summary(out: TextIO, s: dict[str, Any]) -> None:
+    acc = "n/a (no labels)" if s["accuracy"] is None else f"{s['accuracy']:.1%}"
+    acc_detail = f" ({s['correct']}/{s['labelled_windows']})" if s["labelled_windows"] else ""
+    mean_exit = "n/a" if s["mean_exit_step"] is None else f"{s['mean_exit_step']:.2f}"
+    latency = "n/a" if s["mean_step_latency_ms"] is None else f"{s['mean_step_latency_ms']:.3f}"
+    rtf = "n/a" if s["realtime_factor"] is None else f"{s['realtime_factor']:.1f}x"
+    print(f"windows {s['windows']}, steps {s['steps']}, accuracy {acc}{acc_detail}", file=out)
+    print(
+        f"mean exit step {mean_exit}; mean step latency {latency} ms on {s['device']}; "
+        f"{s['stream_s']:.3f} s of stream in {s['wall_s']:.3f} s ({rtf} real time)",
+        file=out,
+    )
