@@ -195,8 +195,15 @@ class SpikingModel(nn.Module, ABC):
         """Reset non-neuron state (e.g. an integrating output layer)."""
 
     def spiking_layers(self) -> dict[str, SpikingNeuron]:
-        """Every spiking layer in forward order, by a stable name (e.g. ``layer2.0.lif1``)."""
-        return {n: m for n, m in self.named_modules() if isinstance(m, SpikingNeuron)}
+        """Every spiking layer in forward order, by a stable name (e.g. ``layer2.0.lif1``).
+
+        Found once and cached (``reset`` runs per window, so it must not walk the module
+        tree each time); do not mutate the returned dict."""
+        cache = self.__dict__.get("_spiking_layers")
+        if cache is None:
+            cache = {n: m for n, m in self.named_modules() if isinstance(m, SpikingNeuron)}
+            self.__dict__["_spiking_layers"] = cache
+        return cache
 
     def set_probes(self, spec: ProbeSpec | None, layers: Sequence[str] | None = None) -> None:
         """Enable ``spec`` on the named layers (all when None), or disable with None."""
