@@ -213,11 +213,21 @@ def _real_frames(n: int) -> torch.Tensor:
     return torch.randint(0, 4, (n, 2, 16, 16), generator=g).float()
 
 
+@pytest.mark.parametrize("static_state", [False, True], ids=["eager", "graph-logic"])
 @pytest.mark.parametrize("arch", sorted(REAL_SMALL))
-def test_shipped_architectures_reset_windows_equal_forward(arch: str) -> None:
+def test_shipped_architectures_reset_windows_equal_forward(arch: str, static_state: bool) -> None:
+    """Also through the CUDA-graph wrapper's static-state logic (run without a graph here)."""
     model = small_real_model(arch)
     frames = _real_frames(2 * T + 1)
-    stepper = Stepper(model, "cpu", T, probes=ProbeSpec(vm=True), health=FiringRateHealth())
+    stepper = Stepper(
+        model,
+        "cpu",
+        T,
+        probes=ProbeSpec(vm=True),
+        health=FiringRateHealth(),
+        cuda_graph=static_state,
+    )
+    assert (stepper._step_fn == model.step) != static_state
     records = [stepper.push(f, i, i + 1) for i, f in enumerate(frames)]
     tail = stepper.finish()
     outputs = np.stack([r.output for r in records])

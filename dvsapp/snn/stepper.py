@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -141,6 +141,7 @@ class Stepper:
         health: FiringRateHealth | None = None,
         rates: bool = True,
         class_names: Sequence[str] | None = None,
+        cuda_graph: bool | None = None,
     ) -> None:
         cfg = model.config
         self.window_steps = cfg.time_steps if window_steps is None else window_steps
@@ -157,7 +158,25 @@ class Stepper:
         self._tracker = ExitTracker(exits)
         self.health = health
         self._setup_probes(probes, probe_layers, rates or health is not None)
+        self._step_fn = self._make_step_fn(cuda_graph)
         self.reset()
+
+    def _make_step_fn(self, cuda_graph: bool | None) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``model.step``, or on CUDA (``cuda_graph`` None or True) the step replayed from CUDA
+        graphs. ``cuda_graph=True`` on the CPU runs the same static-state logic without a graph
+        (so it is tested where there is no GPU); False always steps eagerly."""
+        use = self._cuda if cuda_graph is None else cuda_graph
+        if not use:
+            return self.model.step
+        from dvsapp.snn.cuda_graph import CudaGraphStep
+
+        try:
+            self._graph = CudaGraphStep(
+                self.model, 1, self.frame_shape, self.device, use_graph=self._cuda
+            )
+        except ValueError:  # a model whose state a graph cannot carry: step eagerly
+            return self.model.step
+        return self._graph.step
 
     def _check_policy(self, model: SpikingModel) -> None:
         t = self.window_steps
@@ -244,7 +263,7 @@ class Stepper:
             self._win_start = int(t_start_us)
         t0 = time.perf_counter()
         with torch.inference_mode():
-            out = self.model.step(x.to(self.device, torch.float32, non_blocking=True))
+            out = self._step_fn(x.to(self.device, torch.float32, non_blocking=True))
             if self._cuda:
                 torch.cuda.synchronize(self.device)
         latency_ms = (time.perf_counter() - t0) * 1e3
