@@ -171,3 +171,30 @@ def test_replaying_a_real_file_as_fast_as_possible_gives_every_event(
         got = drain(src)
     np.testing.assert_array_equal(got, expected)
     assert src.status().state is SourceState.ENDED
+
+
+def test_leaving_as_fast_as_possible_does_not_flood() -> None:
+    """set_speed after an unbounded pace continues from the last delivered event."""
+    clock = FakeClock()
+    src = ReplaySource(MemoryReader(ramp()), speed=math.inf, clock=clock)
+    src.start()
+    assert src.poll(max_events=10)["t"][-1] == 5_009_000
+    src.set_speed(1.0)
+    clock.now += 0.005
+    assert drain(src)["t"][-1] == 5_014_000
+    src.pause()
+    src.set_speed(math.inf)
+    src.set_speed(2.0)
+    src.resume()
+    clock.now += 0.005
+    assert drain(src)["t"][-1] == 5_024_000
+
+
+def test_seek_before_the_first_read_still_loops_forwards() -> None:
+    src = ReplaySource(MemoryReader(ramp(100)), speed=math.inf, loop=True)
+    src.start()
+    src.seek(5_050_000)
+    got = np.concatenate([src.poll(max_events=40) for _ in range(5)])
+    assert got["t"][0] == 5_050_000
+    assert np.all(np.diff(got["t"]) > 0)
+    assert got["x"][50] == 0  # the second pass starts at the recording's first event

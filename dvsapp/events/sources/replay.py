@@ -71,8 +71,10 @@ class ReplaySource(EventSource):
 
     def set_speed(self, speed: float) -> None:
         """Change the pace without a jump in stream time."""
-        now_stream = self._stream_now()
+        now_stream = self._position()
         self._speed = _check_speed(speed)
+        if self._state is SourceState.PAUSED:
+            self._paused_at = now_stream
         self._anchor(now_stream)
 
     def start(self) -> None:
@@ -90,7 +92,7 @@ class ReplaySource(EventSource):
 
     def pause(self) -> None:
         if self._state is SourceState.RUNNING:
-            self._paused_at = self._stream_now()
+            self._paused_at = self._position()
             self._state = SourceState.PAUSED
 
     def resume(self) -> None:
@@ -159,7 +161,20 @@ class ReplaySource(EventSource):
         )
 
     # -- internals -----------------------------------------------------------------------
+    def _position(self) -> int | None:
+        """Where the replay stands on the recording's clock: the due time at a finite speed,
+        the last delivered event as fast as possible (whose due time is unbounded)."""
+        if math.isinf(self._speed) and self._state is not SourceState.PAUSED:
+            if self._last_t is None:
+                return self._anchor_stream
+            return self._last_t - self._loop_offset
+        return self._stream_now()
+
     def _open_at(self, start_us: int | None) -> None:
+        if start_us is not None and self._first_t is None:
+            # Loop offsets need the recording's own first timestamp, not the sought one.
+            first = next(self.reader.packets(max_events=1), None)
+            self._first_t = None if first is None else int(first["t"][0])
         self._packets = self.reader.packets(start_us=start_us)
         self._pending = np.zeros(0, dtype=EVENT_DTYPE)
         self._anchor_stream = start_us

@@ -1,0 +1,119 @@
+"""The pipeline's data contract: settings in, model layout, step frames and stats out.
+
+API CONTRACT (written by the lead, implemented by the pipeline, used by the GUI). Names and
+fields here are the contract: extend, do not rename. Fields added by the implementation have
+defaults and are marked "(added)".
+
+Two clocks appear here. ``StepFrame.t_start_us``/``t_end_us`` are the stream's own times as
+delivered: they only ever grow, also across loop passes (each pass is shifted past the one
+before). ``PipelineStats.stream_time_us``, ``t_first_us`` and ``duration_us`` are on the
+recording's own clock, the one ``Pipeline.seek`` takes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dvsapp.snn.health import HealthReport
+from dvsapp.snn.stepper import WindowResult
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    """What the pipeline runs and how; ``Pipeline.configure`` applies a changed copy live."""
+
+    recording: Path | None = None
+    checkpoint: Path | None = None  # None: an untrained demo model (marked so in `model_name`)
+    device: str = "auto"  # "auto" | "cpu" | "cuda"
+    speed: float = 1.0  # 0.1 .. inf
+    loop: bool = True
+    bin_us: int | None = None  # None: the checkpoint's time window
+    window_steps: int | None = None  # None: the checkpoint's T
+    policy: str = "reset"  # "reset" | "free" (tdBN only)
+    exit_threshold: float | None = 0.9  # confidence exit (None: off)
+    exit_consecutive: int = 3
+    exit_metric: str = "prob"  # "prob" | "margin"
+    temporal_exit_gamma: float | None = None  # BNTT gamma exit (None: off)
+    raster_neurons: int = 128  # neurons per layer shown in a raster (sampled, fixed seed)
+    raster_channel: dict[str, int | None] = field(default_factory=dict)  # layer -> one channel
+    vm_neurons: dict[str, tuple[int, ...]] = field(default_factory=dict)  # layer -> flat idx
+    threshold_scale: dict[str, float] = field(default_factory=dict)  # layer -> scale (1.0)
+    accumulate_events: bool = False  # event view: accumulate over the window, not one bin
+
+
+@dataclass
+class ModelInfo:
+    """What the GUI needs to lay out its panels for the loaded model."""
+
+    name: str  # checkpoint file name, or "untrained demo (resnet_small)"
+    arch: str
+    family: str  # "tdbn" | "bntt"
+    class_names: list[str]
+    layer_names: list[str]  # spiking layers in forward order
+    layer_shapes: dict[str, tuple[int, ...]]  # per-sample neuron map shape per layer
+    thresholds: dict[str, float]  # base threshold per layer
+    window_steps: int
+    bin_us: int  # 0 when the model bins by event count (see event_count)
+    input_size: tuple[int, int]  # (w, h)
+    sensor_size: tuple[int, int]  # the recording's (w, h)
+    device: str
+    trained: bool
+    #: (added) layer -> the flat neuron indices shown in its raster, in row order.
+    raster_index: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    #: (added) layer -> the flat indices whose Vm each StepFrame carries (out-of-range ones
+    #: of ``vm_neurons`` are left out).
+    vm_index: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    event_count: int | None = None  # (added) events per bin in count mode, else None
+    path: Path | None = None  # (added) the checkpoint file (None for the demo)
+
+
+@dataclass
+class StepFrame:
+    """One model step as the GUI draws it (all numpy, all owned: safe across threads)."""
+
+    index: int  # global step count since the pipeline (re)started
+    window: int
+    step: int  # 1-based step within the window
+    t_start_us: int
+    t_end_us: int
+    events_on: np.ndarray  # uint16 [H, W] at sensor resolution: ON counts of this bin
+    events_off: np.ndarray  # uint16 [H, W]: OFF counts
+    raster: dict[str, np.ndarray]  # layer -> uint8 [n]: spikes of ModelInfo.raster_index[layer]
+    vm: dict[str, np.ndarray]  # layer -> float32 [n]: Vm of ModelInfo.vm_index[layer]
+    rates: np.ndarray  # float32 [L]: every layer's rate, in ModelInfo.layer_names order
+    probs: np.ndarray  # float32 [K]: accumulated class probabilities in this window
+    pred: int
+    exited: bool  # the window's early exit fired at this step
+    window_result: WindowResult | None  # set on the window's last step
+    health: HealthReport | None
+    latency_ms: float  # the model step (frame transfer + step), as the Stepper measures it
+    true_label: int | None  # label segment covering this step's midpoint, as a model class
+    #: (added) bumped whenever the stream restarts (seek, new recording / model / binning):
+    #: the GUI clears its history when it changes.
+    epoch: int = 0
+    true_name: str | None = None  # (added) the label segment's name
+    overhead_ms: float = 0.0  # (added) the pipeline's own work for this step, around the model
+    recording_t_us: int | None = None  # (added) t_start_us on the recording's own clock
+
+
+@dataclass
+class PipelineStats:
+    """Counters for the status bar."""
+
+    #: "starting", "idle" (no recording), "running", "paused", "ended", "error", "stopped",
+    #: or a live source's own state ("stalled", "disconnected").
+    state: str
+    message: str  # last one-line error or notice ("" when none)
+    events_per_s: float
+    step_latency_ms: float  # mean over the last second
+    realtime_factor: float  # stream time advanced / wall time, over the last second
+    steps: int
+    dropped_steps: int  # frames the GUI never saw (mailbox overflow)
+    stream_time_us: int | None  # end of the last step, on the recording's own clock
+    duration_us: int | None  # of the recording, once known (after its first pass)
+    t_first_us: int | None = None  # (added) the recording's first timestamp
+    overhead_ms: float = 0.0  # (added) mean pipeline work per step around the model
+    epoch: int = 0  # (added) see StepFrame.epoch

@@ -1,0 +1,691 @@
+"""The worker thread: owns the source, the binners and the stepper, applies commands between
+steps, and publishes one StepFrame per model step (plus stats) to the mailbox.
+
+Loop: take the queued commands (waiting up to ``IDLE_S`` for one when the last round did no
+work, so an idle worker sleeps instead of spinning), then do one bounded piece of work: step
+one frame already binned, or poll the source once and bin what it delivered. Nothing in the
+loop blocks on anything unbounded, so ``stop`` is seen within one model step.
+
+Pause is the source's own pause (replay pacing stops; a live source's events are dropped).
+``step_once`` while paused reads the replay ahead of its pace until the binner closes one
+frame: as fast as possible at speed inf, else by pushing the source's clock forwards one bin
+at a time (doubling through gaps). Frames binned but not stepped yet stay queued, so each
+request steps exactly one.
+
+Errors (a bad recording, a checkpoint for another architecture, CUDA missing, a failing
+step) never leave the thread: they become the state "error" with a one-line message, and the
+next open / load / configure that succeeds clears them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dvsapp.binning import Frames
+from dvsapp.events.sources import EventSource, ReplaySource, SourceState
+from dvsapp.pipeline.loading import (
+    DEFAULT_SENSOR,
+    Chain,
+    LoadedModel,
+    Recording,
+    bin_seconds,
+    build_chain,
+    demo_input,
+    load_model,
+    open_recording,
+)
+from dvsapp.pipeline.mailbox import Mailbox
+from dvsapp.pipeline.meter import Meter
+from dvsapp.pipeline.probes import ProbeTap
+from dvsapp.pipeline.records import ModelInfo, PipelineSettings, PipelineStats, StepFrame
+from dvsapp.runner import segment_at
+
+IDLE_S = 0.0015
+#: Events one poll may return: bounds the binning work between two command checks, and how
+#: far a fast replay reads ahead of the model (frames binned but not stepped yet).
+POLL_EVENTS = 1 << 13
+STATS_EVERY_S = 0.05
+#: Polls one step_once request may make per loop round (the clock doubles on each empty one).
+STEP_TRIES = 40
+#: Events one of those polls may return (step_once reads ahead of the pace: not too far).
+STEP_EVENTS = 1 << 12
+CHAIN_FIELDS = (
+    "bin_us",
+    "window_steps",
+    "policy",
+    "exit_threshold",
+    "exit_consecutive",
+    "exit_metric",
+    "temporal_exit_gamma",
+)
+TAP_FIELDS = ("raster_neurons", "raster_channel", "vm_neurons")
+FORCE_ALL = frozenset({"recording", "model"})
+
+Command = tuple[Any, ...]
+
+
+class VirtualClock:
+    """``time.monotonic`` plus an offset the worker pushes forwards (the replay's clock)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
+
+    def skip(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one line (our errors are already; others get their type name)."""
+    from dvsapp.errors import DvsappError
+
+    lines = [" ".join(ln.split()) for ln in str(error).splitlines() if ln.strip()]
+    text = lines[0] if lines else ""
+    if isinstance(error, DvsappError):
+        return text or type(error).__name__
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+@dataclass
+class _Chunk:
+    """Frames binned by one push, stepped one at a time."""
+
+    frames: Frames
+    events: Frames
+    next: int = 0
+
+
+class Worker:
+    """Everything the pipeline thread owns; only that thread touches it."""
+
+    def __init__(
+        self,
+        settings: PipelineSettings,
+        mailbox: Mailbox,
+        commands: queue.Queue[Command],
+        stop: threading.Event,
+        paused: bool,
+        threads: int,
+    ) -> None:
+        self.s = settings
+        self.mailbox = mailbox
+        self._commands = commands
+        self._stop = stop
+        self._playing = not paused
+        self._threads = threads
+        self._clock = VirtualClock()
+        self._meter = Meter()
+        self._rec: Recording | None = None
+        self._model: LoadedModel | None = None
+        self._chain: Chain | None = None
+        self._tap: ProbeTap | None = None
+        self._errors: dict[str, str] = {}  # what failed ("recording", "model", ...) -> why
+        self._notice = ""
+        self._chunks: deque[_Chunk] = deque()
+        self._acc: np.ndarray | None = None  # accumulated event view (accumulate_events)
+        self._step_requests = 0
+        self._flushed = False
+        self._primer: np.ndarray | None = None  # the replay's first event, read at open
+        self._discarded = False  # a paused live source's events were dropped
+        self._index = 0
+        self._epoch = 0
+        self._period: int | None = None  # a loop pass's length in stream time, once known
+        self._duration: int | None = None
+        self._position: int | None = None  # end of the last step, recording clock
+        self._last_t: int | None = None  # last delivered event, stream clock
+        self._last_wall = 0.0
+        self._published = 0.0
+        self._shown = ("", "")
+
+    # -- the loop ----------------------------------------------------------------------
+    def run(self) -> None:
+        """The thread's body: load, then loop until the stop flag is set."""
+        try:
+            torch.set_num_threads(self._threads)
+            self._configure(self.s, FORCE_ALL, first=True)
+            self._publish(force=True)
+            busy = False
+            while not self._stop.is_set():
+                self._take_commands(wait=not busy)
+                if self._stop.is_set():
+                    break
+                busy = self._guarded(self._tick)
+                self._publish()
+        finally:
+            self._shutdown()
+
+    def _take_commands(self, wait: bool) -> None:
+        """Apply every queued command (waiting up to IDLE_S for the first when ``wait``)."""
+        try:
+            cmd = self._commands.get(timeout=IDLE_S) if wait else self._commands.get_nowait()
+        except queue.Empty:
+            return
+        while True:
+            self._notice = ""
+            name, *args = cmd
+            self._guarded(getattr(self, f"_cmd_{name}"), *args)
+            try:
+                cmd = self._commands.get_nowait()
+            except queue.Empty:
+                break
+        self._publish(force=True)
+
+    def _guarded(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """``fn(*args)``; an exception becomes the "run" error instead of leaving the thread."""
+        try:
+            return bool(fn(*args))
+        except Exception as e:
+            self._fail("run", e)
+            return False
+
+    def _fail(self, key: str, error: BaseException) -> None:
+        self._errors.pop(key, None)
+        self._errors[key] = one_line(error)
+
+    @contextlib.contextmanager
+    def _trap(self, key: str) -> Iterator[None]:
+        """Record a failure of the block under ``key``; success clears that key."""
+        try:
+            yield
+            self._errors.pop(key, None)
+        except Exception as e:
+            self._fail(key, e)
+
+    def _shutdown(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._chain is not None:
+                self._chain.close()
+        self._close_source()
+        self._errors.clear()
+        self._notice = ""
+        self.mailbox.publish_stats(self._stats(time.monotonic(), "stopped"), wake=True)
+
+    # -- commands ----------------------------------------------------------------------
+    def _cmd_stop(self) -> None:
+        """Only wakes the loop; the stop flag ends it."""
+
+    def _cmd_play(self) -> None:
+        self._playing = True
+        self._step_requests = 0
+        self._errors.pop("run", None)
+        rec = self._rec
+        if rec is None:
+            return
+        replay = rec.replay
+        if replay is None:
+            self._restart_stream()  # a live source's events were dropped while paused
+        elif replay.status().state is SourceState.ENDED:
+            replay.seek(rec.first_t_us or 0)
+            self._restart_stream()
+        else:
+            replay.resume()
+
+    def _cmd_pause(self) -> None:
+        self._playing = False
+        if self._rec is not None and self._rec.replay is not None:
+            self._rec.replay.pause()
+
+    def _cmd_step(self) -> None:
+        self._cmd_pause()
+        self._step_requests += 1
+
+    def _cmd_seek(self, t_us: int) -> None:
+        replay = None if self._rec is None else self._rec.replay
+        if replay is None:
+            self._notice = "this source cannot seek"
+            return
+        self._primer = None
+        replay.seek(int(t_us))
+        if not self._playing:
+            replay.pause()
+        self._restart_stream()
+        self._step_requests = 0
+        self._position = int(t_us)
+
+    def _cmd_configure(self, settings: PipelineSettings, force: frozenset[str]) -> None:
+        self._configure(settings, force)
+
+    def _cmd_source(self, source: EventSource) -> None:
+        settings = dataclasses.replace(self.s, recording=None)
+        self._configure(settings, frozenset({"recording"}), live=source)
+
+    # -- (re)building ------------------------------------------------------------------
+    def _configure(
+        self,
+        new: PipelineSettings,
+        force: frozenset[str],
+        first: bool = False,
+        live: EventSource | None = None,
+    ) -> None:
+        """Apply ``new``: rebuild what its changes (and ``force``) require."""
+        old = None if first else self.s
+        self.s = new
+
+        def changed(*names: str) -> bool:
+            return old is None or any(getattr(old, n) != getattr(new, n) for n in names)
+
+        reopen = "recording" in force or changed("recording")
+        if reopen:
+            with self._trap("recording"):
+                self._open(new.recording, live)
+        reload = "model" in force or changed("checkpoint", "device") or self._demo_misfits()
+        if reload:
+            with self._trap("model"):
+                self._load()
+        if reopen or reload or changed(*CHAIN_FIELDS) or self._chain is None:
+            with self._trap("config"):
+                self._rebuild()
+        elif changed(*TAP_FIELDS):
+            with self._trap("config"):
+                self._retap()
+        if self._model is not None and (reload or changed("threshold_scale")):
+            self._apply_thresholds()
+        if not reopen and changed("speed", "loop"):
+            self._apply_pace(new)
+
+    def _open(self, path: Path | None, live: EventSource | None) -> None:
+        self._close_source()
+        self._period, self._duration, self._position, self._last_t = None, None, None, None
+        if live is not None:
+            rec = Recording(live, None, None)
+        elif path is None:
+            return
+        else:
+            rec = open_recording(path, self.s.speed, self.s.loop, self._clock)
+        try:
+            rec.source.start()
+            if rec.replay is not None:
+                self._primer = self._prime(rec.replay)
+        except BaseException:
+            rec.source.stop()
+            raise
+        self._rec = rec
+
+    def _prime(self, replay: ReplaySource) -> np.ndarray:
+        """Read the first event now (pushed when the chain is built), then pause if paused.
+
+        ReplaySource learns the recording's first timestamp from its first read; a seek
+        before that read would make it shift (and pace) later loop passes from the sought
+        time, so time would run backwards at the first loop.
+        """
+        primer = replay.poll(1)
+        if not self._playing:
+            replay.pause()
+        return primer
+
+    def _close_source(self) -> None:
+        rec, self._rec = self._rec, None
+        self._chunks.clear()
+        self._primer = None
+        if rec is not None:
+            with contextlib.suppress(Exception):
+                rec.source.stop()
+
+    def _sensor(self) -> tuple[int, int, int]:
+        return DEFAULT_SENSOR if self._rec is None else self._rec.source.sensor_size
+
+    def _demo_misfits(self) -> bool:
+        """The demo model was built for another sensor than the open recording's."""
+        m = self._model
+        return (
+            m is not None
+            and not m.trained
+            and self._rec is not None
+            and m.ckpt.config.input_size != demo_input(self._sensor())
+        )
+
+    def _load(self) -> None:
+        self._drop_chain()
+        self._model = None
+        self._model = load_model(self.s.checkpoint, self.s.device, self._sensor())
+
+    def _drop_chain(self) -> None:
+        chain, self._chain, self._tap = self._chain, None, None
+        if chain is not None:
+            chain.close()
+
+    def _rebuild(self) -> None:
+        self._drop_chain()
+        model = self._model
+        if model is None:
+            self.mailbox.publish_info(None)
+            return
+        rec = self._rec
+        sensor = model.ckpt.sensor_size if rec is None else rec.source.sensor_size
+        self._chain = build_chain(model, self.s, sensor, None if rec is None else rec.path)
+        self._retap()
+        self._restart_stream()
+        primer, self._primer = self._primer, None
+        if rec is not None and primer is not None and len(primer):
+            self._push(rec, self._chain, primer)
+
+    def _retap(self) -> None:
+        chain, model = self._chain, self._model
+        if chain is None or model is None:
+            return
+        s = self.s
+        self._tap = ProbeTap(
+            model.ckpt.model,
+            model.shapes,
+            s.raster_neurons,
+            s.raster_channel,
+            s.vm_neurons,
+            model.device,
+        )
+        self._tap.install()
+        self.mailbox.publish_info(self._info(model, chain, self._tap))
+
+    def _apply_thresholds(self) -> None:
+        assert self._model is not None
+        layers = self._model.ckpt.model.spiking_layers()
+        scales = self.s.threshold_scale
+        for name, layer in layers.items():
+            layer.threshold_scale = float(scales.get(name, 1.0))
+        unknown = [n for n in scales if n not in layers]
+        if unknown:
+            self._notice = f"threshold scale: no spiking layer named {unknown[0]!r}"
+
+    def _apply_pace(self, s: PipelineSettings) -> None:
+        replay = None if self._rec is None else self._rec.replay
+        if replay is None:
+            return
+        replay.loop = s.loop
+        old = replay.speed
+        try:
+            replay.set_speed(s.speed)
+        except Exception as e:
+            self._notice = one_line(e)
+            return
+        live = replay.status().state in (SourceState.RUNNING, SourceState.PAUSED)
+        if math.isinf(old) and not math.isinf(s.speed) and live:
+            self._resync(replay)
+
+    def _resync(self, replay: ReplaySource) -> None:
+        """After full speed: continue the replay from the model's position, at the new pace.
+
+        Drops the frames read ahead (they would otherwise be stepped at full speed) and seeks
+        to the end of the last step; the seek also re-anchors the pace, which
+        ReplaySource.set_speed from inf leaves at int64 max. The model keeps its state; the
+        binners restart their grid at the next event.
+        """
+        first = self._rec.first_t_us if self._rec is not None else None
+        position = self._position if self._position is not None else first
+        self._chunks.clear()
+        self._flushed = False
+        if self._chain is not None:
+            self._chain.binner.reset()
+            self._chain.events.reset()
+        replay.seek(position or 0)
+
+    def _restart_stream(self) -> None:
+        """Forget binned frames and model state: the stream starts afresh (a new epoch)."""
+        if self._chain is not None:
+            self._chain.reset()
+        self._chunks.clear()
+        self._acc = None
+        self._flushed = False
+        self._discarded = False
+        self._epoch += 1
+        self._errors.pop("run", None)
+        self._meter.reset(time.monotonic())
+
+    def _info(self, model: LoadedModel, chain: Chain, tap: ProbeTap) -> ModelInfo:
+        ckpt, cfg = model.ckpt, chain.binning
+        layers = ckpt.model.spiking_layers()
+        return ModelInfo(
+            name=model.name,
+            arch=ckpt.arch,
+            family=ckpt.model.family,
+            class_names=list(ckpt.class_names),
+            layer_names=list(layers),
+            layer_shapes=dict(model.shapes),
+            thresholds={n: float(layer.threshold) for n, layer in layers.items()},
+            window_steps=chain.stepper.window_steps,
+            bin_us=cfg.time_window_us or 0,
+            input_size=ckpt.config.input_size,
+            sensor_size=cfg.sensor_size,
+            device=str(chain.stepper.device),
+            trained=model.trained,
+            raster_index=dict(tap.raster_index),
+            vm_index=dict(tap.vm_index),
+            event_count=cfg.event_count,
+            path=ckpt.path if model.trained else None,
+        )
+
+    # -- one round of work -------------------------------------------------------------
+    def _tick(self) -> bool:
+        """One bounded piece of work; False when there was nothing to do."""
+        chain, rec = self._chain, self._rec
+        if chain is None or rec is None or self._errors:
+            return False
+        if self._chunks:
+            if not (self._playing or self._step_requests):
+                return False
+            self._step_one(chain)
+            if not self._playing:
+                self._step_requests -= 1
+            return True
+        if self._playing:
+            return self._read(rec, chain)
+        if self._step_requests:
+            return self._read_for_step(rec, chain)
+        if rec.replay is None:
+            self._discarded |= len(rec.source.poll()) > 0  # a paused live source: drop
+        return False
+
+    def _read(self, rec: Recording, chain: Chain) -> bool:
+        events = rec.source.poll(POLL_EVENTS)
+        if len(events):
+            self._push(rec, chain, events)
+            return True
+        return self._quiet(rec, chain)
+
+    def _quiet(self, rec: Recording, chain: Chain) -> bool:
+        """Nothing arrived: flush at the end; close due bins of a live source."""
+        status = rec.source.status()
+        if status.state in (SourceState.ENDED, SourceState.ERROR):
+            if self._flushed:
+                return False
+            self._flushed = True
+            self._queue(chain.binner.flush(), chain.events.flush())
+            ended = status.state is SourceState.ENDED
+            if ended and self._duration is None and self._last_t is not None:
+                first = rec.first_t_us
+                self._duration = None if first is None else self._file_time(self._last_t) - first
+            return True
+        if rec.replay is None and status.state is SourceState.RUNNING and self._last_t is not None:
+            now_us = self._last_t + int((time.monotonic() - self._last_wall) * 1e6)
+            self._queue(chain.binner.advance_to(now_us), chain.events.advance_to(now_us))
+            return bool(self._chunks)
+        return False
+
+    def _read_for_step(self, rec: Recording, chain: Chain) -> bool:
+        """Paused with a step requested: read ahead of the pace until a frame closes."""
+        replay = rec.replay
+        if replay is None:
+            if self._discarded:  # the open bin is stale: start afresh from live data
+                self._restart_stream()
+            return self._read(rec, chain)
+        if replay.status().state is not SourceState.PAUSED:  # ended or failed
+            if self._quiet(rec, chain):
+                return True
+            self._step_requests = 0
+            self._notice = "end of the recording"
+            return False
+        replay.resume()
+        try:
+            self._poll_until_frame(rec, replay, chain)
+        finally:
+            replay.pause()
+        return True
+
+    def _poll_until_frame(self, rec: Recording, replay: ReplaySource, chain: Chain) -> None:
+        delta = None if math.isinf(replay.speed) else bin_seconds(chain.binning) / replay.speed
+        for _ in range(STEP_TRIES):
+            if delta is not None:
+                self._clock.skip(delta)
+            events = replay.poll(STEP_EVENTS)
+            if len(events):
+                self._push(rec, chain, events)
+            elif delta is not None:
+                delta *= 2
+            if self._chunks or replay.status().state is not SourceState.RUNNING:
+                return
+
+    def _push(self, rec: Recording, chain: Chain, events: np.ndarray) -> None:
+        now = time.monotonic()
+        self._meter.add_events(now, len(events))
+        self._last_t, self._last_wall = int(events["t"][-1]), now
+        if rec.replay is not None and self._period is None:
+            self._note_loop(rec.replay)
+        self._queue(chain.binner.push(events), chain.events.push(events))
+
+    def _queue(self, frames: Frames, events: Frames) -> None:
+        """Queue the frames one push closed, with their sensor-resolution twins."""
+        if len(frames) != len(events) or not np.array_equal(frames.t_start_us, events.t_start_us):
+            raise RuntimeError("internal: the event view's bins differ from the model's")
+        if len(frames):
+            self._chunks.append(_Chunk(frames, events))
+
+    def _note_loop(self, replay: ReplaySource) -> None:
+        """Once the replay has looped: learn a pass's length (and the recording's duration).
+
+        ReplaySource shifts pass k by k * (last - first + 1): every pass by the same period,
+        however many passes one poll spans and wherever a seek landed.
+        """
+        extra = replay.status().extra
+        passes, offset = extra.get("passes"), extra.get("loop_offset_us")
+        if isinstance(passes, int) and isinstance(offset, int) and passes > 0:
+            self._period = offset // passes
+            self._duration = self._period - 1
+
+    def _file_time(self, t_us: int) -> int:
+        """A stream time on the recording's own clock (undoing its loop pass's shift)."""
+        first = None if self._rec is None else self._rec.first_t_us
+        period = self._period
+        if first is None or not period:
+            return t_us
+        return t_us - max(0, (t_us - first) // period) * period
+
+    # -- one step ----------------------------------------------------------------------
+    def _step_one(self, chain: Chain) -> None:
+        chunk = self._chunks[0]
+        i = chunk.next
+        chunk.next += 1
+        if chunk.next == len(chunk.frames):
+            self._chunks.popleft()
+        wall0 = time.perf_counter()
+        start, end = int(chunk.frames.t_start_us[i]), int(chunk.frames.t_end_us[i])
+        rec = chain.stepper.push(chunk.frames.data[i], start, end)
+        raster, vm = self._tap.collect() if self._tap is not None else ({}, {})
+        on, off = self._event_view(chunk.events.data[i], rec.step)
+        label, name = self._label((start + end) // 2)
+        rates = rec.rates if rec.rates is not None else np.zeros(0, np.float32)
+        frame = StepFrame(
+            index=self._index,
+            window=rec.window,
+            step=rec.step,
+            t_start_us=start,
+            t_end_us=end,
+            events_on=on,
+            events_off=off,
+            raster=raster,
+            vm=vm,
+            rates=rates,
+            probs=rec.probs,
+            pred=rec.pred,
+            exited=rec.exited,
+            window_result=rec.window_result,
+            health=rec.health,
+            latency_ms=rec.latency_ms,
+            true_label=label,
+            epoch=self._epoch,
+            true_name=name,
+            recording_t_us=self._file_time(start),
+        )
+        frame.overhead_ms = max(0.0, (time.perf_counter() - wall0) * 1e3 - rec.latency_ms)
+        self.mailbox.put(frame)
+        self._index += 1
+        self._position = self._file_time(end)
+        self._meter.add_step(time.monotonic(), rec.latency_ms, frame.overhead_ms, end)
+
+    def _event_view(self, counts: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ON, OFF) uint16 [H, W] of this bin, or of the window so far when accumulating."""
+        if not self.s.accumulate_events:
+            return counts[1].astype(np.uint16), counts[0].astype(np.uint16)
+        if step == 1 or self._acc is None:
+            self._acc = np.zeros(counts.shape, np.int64)
+        self._acc += counts
+        view = np.minimum(self._acc, np.iinfo(np.uint16).max).astype(np.uint16)
+        return view[1], view[0]
+
+    def _label(self, t_us: int) -> tuple[int | None, str | None]:
+        """The label segment at ``t_us`` as (model class index, name)."""
+        rec, model = self._rec, self._model
+        if rec is None or model is None or not rec.source.labels:
+            return None, None
+        seg = segment_at(rec.source.labels, self._file_time(t_us))
+        if seg is None:
+            return None, None
+        names = model.ckpt.class_names
+        return (names.index(seg.name) if seg.name in names else seg.label), seg.name
+
+    # -- stats -------------------------------------------------------------------------
+    def _publish(self, force: bool = False) -> None:
+        """Publish stats every STATS_EVERY_S (at once when ``force``); a change of state or
+        message wakes the GUI."""
+        now = time.monotonic()
+        if not force and now - self._published < STATS_EVERY_S:
+            return
+        self._published = now
+        stats = self._stats(now)
+        shown = (stats.state, stats.message)
+        self.mailbox.publish_stats(stats, wake=shown != self._shown)
+        self._shown = shown
+
+    def _state(self) -> tuple[str, str]:
+        if self._errors:
+            return "error", list(self._errors.values())[-1]
+        rec = self._rec
+        if rec is None:
+            return "idle", self._notice or "no recording"
+        status = rec.source.status()
+        state, message = status.state, status.message or self._notice
+        if state is SourceState.ENDED and (self._chunks or not self._flushed):
+            return "running", message  # the tail is still being stepped
+        if state is SourceState.RUNNING and not self._playing:
+            return "paused", message
+        return state.value, message
+
+    def _stats(self, now: float, state: str | None = None) -> PipelineStats:
+        latency, overhead = self._meter.step_means(now)
+        current, message = self._state() if state is None else (state, self._notice)
+        return PipelineStats(
+            state=current,
+            message=message,
+            events_per_s=self._meter.events_per_s(now),
+            step_latency_ms=latency,
+            realtime_factor=self._meter.realtime_factor(now),
+            steps=self._index,
+            dropped_steps=self.mailbox.dropped,
+            stream_time_us=self._position,
+            duration_us=self._duration,
+            t_first_us=None if self._rec is None else self._rec.first_t_us,
+            overhead_ms=overhead,
+            epoch=self._epoch,
+        )
