@@ -1,5 +1,6 @@
-"""The `dvsapp` command: info, convert, play (headless replay through the binner), run (an
-SNN checkpoint over a recording)."""
+"""The `dvsapp` command: gui (the desktop app; plain `dvsapp` opens it on the shipped
+recording), info, convert, play (headless replay through the binner), run (an SNN
+checkpoint over a recording)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dvsapp import __version__
-from dvsapp.errors import DvsappError
+from dvsapp.errors import ConfigError, DvsappError
 
 #: The recording that plain `dvsapp` opens.
 DEFAULT_RECORDING = Path(__file__).resolve().parents[1] / "recordings" / "demo_rotating_bar.aedat4"
@@ -81,6 +82,42 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
 
+def _has_display() -> bool:
+    """Whether Qt can open a window here (a platform chosen, a display, or not Linux)."""
+    if os.environ.get("QT_QPA_PLATFORM") or not sys.platform.startswith("linux"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _cmd_gui(args: argparse.Namespace) -> int:
+    if args.quit_after is not None and args.quit_after < 0:
+        raise ConfigError(f"--quit-after must be >= 0 seconds, got {args.quit_after}")
+    if args.screenshot is not None and not Path(args.screenshot).resolve().parent.is_dir():
+        raise ConfigError(f"{args.screenshot}: the folder for the screenshot does not exist")
+    if not _has_display():
+        if args.screenshot is None and args.quit_after is None:
+            raise ConfigError(
+                "no display to open the window on (set DISPLAY, or run `dvsapp play` / "
+                "`dvsapp run` for the headless pipeline)"
+            )
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a timed screenshot needs no screen
+    try:
+        from dvsapp.gui.app import run_app
+    except ImportError as e:
+        raise ConfigError(
+            f"the GUI needs PySide6 and pyqtgraph ({e}): pip install 'dvsapp[gui]'"
+        ) from None
+    path = Path(args.path) if args.path is not None else DEFAULT_RECORDING
+    return run_app(
+        path,
+        Path(args.model) if args.model else None,
+        device=args.device,
+        speed=args.speed,
+        screenshot=Path(args.screenshot) if args.screenshot else None,
+        quit_after=args.quit_after,
+    )
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -102,6 +139,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"dvsapp {__version__}")
     sub = p.add_subparsers(dest="command")
+
+    gui = sub.add_parser("gui", help="the desktop app (the default when no command is given)")
+    gui.add_argument("path", nargs="?", default=None, help="default: the shipped demo recording")
+    gui.add_argument(
+        "--model", default=None, metavar="CKPT", help="a .safetensors checkpoint (default: demo)"
+    )
+    gui.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    gui.add_argument("--speed", type=_speed, default=1.0, help="0.1 .. N, or max (default 1)")
+    gui.add_argument(
+        "--screenshot", default=None, metavar="OUT.png", help="save the window, then exit"
+    )
+    gui.add_argument(
+        "--quit-after",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="exit after this much playback (default with --screenshot: 2)",
+    )
+    gui.set_defaults(func=_cmd_gui)
 
     info = sub.add_parser("info", help="format, sensor size, counts, timing and labels of a file")
     info.add_argument("path")
@@ -157,8 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for bad input, with one line on stderr)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:  # plain `dvsapp`: the shipped demo, until the GUI lands
-        args = parser.parse_args(["play", *(argv or [])])
+    if args.command is None:  # plain `dvsapp`: the app on the shipped demo recording
+        args = parser.parse_args(["gui", *(argv or [])])
     try:
         return int(args.func(args))
     except DvsappError as e:

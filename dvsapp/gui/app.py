@@ -1,0 +1,141 @@
+"""Start the desktop application: ``dvsapp gui [PATH] [--model CKPT]`` and plain ``dvsapp``."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import (
+    QMessageLogContext,
+    QObject,
+    QTimer,
+    QtMsgType,
+    Slot,
+    qInstallMessageHandler,
+)
+from PySide6.QtWidgets import QApplication
+
+from dvsapp.gui.main_window import MainWindow
+from dvsapp.gui.pipeline_port import PipelineLike
+from dvsapp.gui.slots import note_slot
+from dvsapp.pipeline import PipelineSettings
+
+#: Shipped checkpoints offered in the model chooser.
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+WINDOW_SIZE = (1600, 1000)
+#: With --quit-after: give up (exit 1) when no frame came this long after the start.
+FIRST_FRAME_TIMEOUT_S = 60.0
+
+
+#: Qt messages that say nothing to a user (the offscreen platform used for screenshots).
+_QUIET = ("propagateSizeHints",)
+
+
+def _qt_message(kind: QtMsgType, context: QMessageLogContext, message: str) -> None:
+    """Qt's warnings on stderr, less the noise."""
+    if not any(q in message for q in _QUIET):
+        print(f"qt: {message}", file=sys.stderr)
+
+
+def shipped_models(folder: Path = MODELS_DIR) -> list[Path]:
+    """The checkpoints in ``models/`` (none until trained models ship)."""
+    return sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+
+
+def cuda_available() -> bool:
+    """Whether the CUDA device entry can be offered."""
+    try:
+        import torch
+
+        return bool(torch.cuda.is_available())
+    except Exception:
+        return False
+
+
+class TimedExit(QObject):
+    """``--quit-after``: after that many seconds of playback (counted from the first frame
+    drawn), optionally save a screenshot of the whole window, then quit."""
+
+    def __init__(self, window: MainWindow, seconds: float, screenshot: Path | None) -> None:
+        super().__init__(window)
+        self.window = window
+        self.seconds = seconds
+        self.screenshot = screenshot
+        self.exit_code = 0
+        self.message = ""
+        self._start = time.monotonic()
+        self._first_frame: float | None = None
+        self._timer = QTimer(self)
+        self._timer.setInterval(50)
+        self._timer.timeout.connect(self.check_timed_exit)
+        self._timer.start()
+
+    @Slot()
+    def check_timed_exit(self) -> None:
+        note_slot("TimedExit.check_timed_exit")
+        now = time.monotonic()
+        if self._first_frame is None and self.window.seq > 0:
+            self._first_frame = now
+        st = self.window.last_stats
+        if self._first_frame is not None:
+            if now - self._first_frame < self.seconds:
+                return
+        elif st is not None and st.state == "error":
+            self.exit_code = 1
+            self.message = st.message or "the pipeline failed"
+        elif now - self._start < self.seconds + FIRST_FRAME_TIMEOUT_S:
+            return
+        else:
+            self.exit_code = 1
+            self.message = f"no model step was drawn within {FIRST_FRAME_TIMEOUT_S:.0f} s"
+        self._timer.stop()
+        if self.screenshot is not None and not self.window.grab().save(str(self.screenshot)):
+            self.exit_code = 1
+            self.message = f"{self.screenshot}: cannot write the screenshot"
+        self.window.close()
+        QApplication.instance().exit(self.exit_code)  # type: ignore[union-attr]
+
+
+def run_app(
+    recording: Path | None,
+    checkpoint: Path | None = None,
+    device: str = "auto",
+    speed: float = 1.0,
+    screenshot: Path | None = None,
+    quit_after: float | None = None,
+    pipeline_factory: Callable[[PipelineSettings], PipelineLike] | None = None,
+) -> int:
+    """Open the main window on ``recording`` with ``checkpoint`` (None: the untrained demo)
+    and run the event loop; returns the exit status."""
+    if pipeline_factory is None:
+        from dvsapp.pipeline import Pipeline
+
+        pipeline_factory = Pipeline
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "dvsapp"])
+    app.setApplicationName("dvsapp")
+    qInstallMessageHandler(_qt_message)
+    settings = PipelineSettings(
+        recording=None if recording is None else Path(recording),
+        checkpoint=None if checkpoint is None else Path(checkpoint),
+        device=device,
+        speed=speed,
+    )
+    window = MainWindow(pipeline_factory(settings), shipped_models(), cuda_available())
+    window.resize(*WINDOW_SIZE)
+    window.show()
+    window.start()
+    timed = None
+    if quit_after is not None or screenshot is not None:
+        timed = TimedExit(window, 2.0 if quit_after is None else quit_after, screenshot)
+    previous = signal.signal(signal.SIGINT, lambda *_: window.close())
+    try:
+        code = app.exec()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        window.shutdown()
+    if timed is not None and timed.message:
+        print(f"dvsapp: error: {timed.message}", file=sys.stderr)
+    return int(code)

@@ -1,0 +1,529 @@
+"""The control column: source, model, device, transport, binning, early exit, rasters and
+the per-layer threshold knob. Widgets only: the main window owns the settings and the
+pipeline, and listens to the signals below (all emitted on the GUI thread)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from dvsapp.gui.slots import note_slot
+from dvsapp.pipeline import ModelInfo, PipelineSettings
+
+SPEEDS: tuple[tuple[str, float], ...] = (
+    ("0.1x", 0.1),
+    ("0.25x", 0.25),
+    ("0.5x", 0.5),
+    ("1x", 1.0),
+    ("2x", 2.0),
+    ("4x", 4.0),
+    ("10x", 10.0),
+    ("max", math.inf),
+)
+SEEK_STEPS = 1000
+#: Model-combo entries that are not a checkpoint path.
+DEMO, BROWSE = "demo", "browse"
+ALL_LAYERS = "all layers"
+
+
+def _combo_disable(combo: QComboBox, index: int, tip: str) -> None:
+    item = combo.model().item(index)  # type: ignore[attr-defined]
+    item.setEnabled(False)
+    item.setToolTip(tip)
+
+
+def _fmt_time(us: float) -> str:
+    s = max(0.0, us / 1e6)
+    return f"{int(s // 60)}:{s % 60:04.1f}"
+
+
+def scale_to_slider(scale: float) -> int:
+    """Threshold scale 0.1 .. 10 on a log slider of -100 .. 100."""
+    return round(100 * math.log10(min(max(scale, 0.1), 10.0)))
+
+
+class Controls(QWidget):
+    """Every control; see the signals for what the main window must do."""
+
+    open_requested = Signal()  # show the file dialog
+    model_requested = Signal(object)  # a checkpoint Path, None for the demo, or "browse"
+    settings_edited = Signal(dict)  # PipelineSettings field -> new value
+    play_requested = Signal(bool)  # True: play, False: pause
+    step_requested = Signal()
+    seek_requested = Signal(float)  # fraction of the recording, 0 .. 1
+    threshold_edited = Signal(str, float)  # layer ("" = all layers), scale
+
+    def __init__(self, shipped_models: list[Path], cuda: bool, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setMinimumWidth(280)
+        self.setMaximumWidth(330)
+        col = QVBoxLayout(self)
+        col.setContentsMargins(4, 4, 4, 4)
+        col.setSpacing(6)
+        col.addWidget(self._source_group())
+        col.addWidget(self._model_group(shipped_models, cuda))
+        col.addWidget(self._transport_group())
+        col.addWidget(self._binning_group())
+        col.addWidget(self._exit_group())
+        col.addWidget(self._raster_group())
+        col.addWidget(self._threshold_group())
+        col.addStretch(1)
+        self.info: ModelInfo | None = None
+        self._seeking = False
+
+    # -- groups ----------------------------------------------------------------------------
+    def _source_group(self) -> QGroupBox:
+        box = QGroupBox("Source")
+        form = QFormLayout(box)
+        self.source = QComboBox()
+        self.source.addItems(["Recording file", "Camera (coming later)"])
+        _combo_disable(self.source, 1, "Live cameras are not supported yet")
+        form.addRow("kind", self.source)
+        row = QHBoxLayout()
+        self.recording_label = QLabel("no recording")
+        self.recording_label.setWordWrap(True)
+        self.open_button = QPushButton("Open…")
+        self.open_button.setToolTip("Open a recording (or drop a file on the window)")
+        self.open_button.clicked.connect(self.open_recording_clicked)
+        row.addWidget(self.recording_label, 1)
+        row.addWidget(self.open_button)
+        form.addRow(row)
+        return box
+
+    def _model_group(self, shipped: list[Path], cuda: bool) -> QGroupBox:
+        box = QGroupBox("Model")
+        form = QFormLayout(box)
+        self.model = QComboBox()
+        for p in shipped:
+            self.model.addItem(p.stem, p)
+        self.model.addItem("untrained demo (resnet_small)", DEMO)
+        self.model.addItem("other checkpoint…", BROWSE)
+        self.model.activated.connect(self.model_chosen)
+        form.addRow("model", self.model)
+        self.device = QComboBox()
+        self.device.addItem("auto", "auto")
+        self.device.addItem("CPU", "cpu")
+        self.device.addItem("CUDA", "cuda")
+        if not cuda:
+            _combo_disable(self.device, 2, "CUDA is not available to this torch")
+        self.device.activated.connect(self.device_chosen)
+        form.addRow("device", self.device)
+        self.model_label = QLabel("loading…")
+        self.model_label.setWordWrap(True)
+        self.model_label.setObjectName("panelHint")
+        form.addRow(self.model_label)
+        return box
+
+    def _transport_group(self) -> QGroupBox:
+        box = QGroupBox("Playback")
+        lay = QVBoxLayout(box)
+        row = QHBoxLayout()
+        self.play_button = QPushButton("Pause")
+        self.play_button.setCheckable(True)
+        self.play_button.setChecked(True)
+        self.play_button.toggled.connect(self.play_toggled)
+        self.step_button = QPushButton("Step")
+        self.step_button.setToolTip("While paused: run exactly one model step")
+        self.step_button.clicked.connect(self.step_clicked)
+        self.speed = QComboBox()
+        for text, value in SPEEDS:
+            self.speed.addItem(text, value)
+        self.speed.setCurrentIndex(3)
+        self.speed.activated.connect(self.speed_chosen)
+        self.loop = QCheckBox("loop")
+        self.loop.setChecked(True)
+        self.loop.toggled.connect(self.loop_toggled)
+        for w in (self.play_button, self.step_button, self.speed, self.loop):
+            row.addWidget(w)
+        lay.addLayout(row)
+        self.seek = QSlider(Qt.Orientation.Horizontal)
+        self.seek.setRange(0, SEEK_STEPS)
+        self.seek.sliderPressed.connect(self.seek_pressed)
+        self.seek.sliderReleased.connect(self.seek_released)
+        self.position_label = QLabel("-")
+        self.position_label.setObjectName("panelHint")
+        lay.addWidget(self.seek)
+        lay.addWidget(self.position_label)
+        return box
+
+    def _binning_group(self) -> QGroupBox:
+        box = QGroupBox("Binning")
+        form = QFormLayout(box)
+        self.bin_us = QSpinBox()
+        self.bin_us.setRange(100, 1_000_000)
+        self.bin_us.setSingleStep(1000)
+        self.bin_us.setSuffix(" us")
+        self.window_steps = QSpinBox()
+        self.window_steps.setRange(1, 10_000)
+        self.window_steps.setSuffix(" steps")
+        for spin, field in ((self.bin_us, "bin_us"), (self.window_steps, "window_steps")):
+            spin.setKeyboardTracking(False)
+            spin.setProperty("field", field)
+            spin.valueChanged.connect(self.spin_edited)
+        form.addRow("bin width", self.bin_us)
+        form.addRow("window", self.window_steps)
+        self.policy = QComboBox()
+        self.policy.addItem("reset each window", "reset")
+        self.policy.addItem("free-running (tdBN)", "free")
+        self.policy.activated.connect(self.policy_chosen)
+        form.addRow("state", self.policy)
+        return box
+
+    def _exit_group(self) -> QGroupBox:
+        box = QGroupBox("Early exit")
+        form = QFormLayout(box)
+        self.exit_on = QCheckBox("confidence exit")
+        self.exit_on.setChecked(True)
+        self.exit_threshold = QDoubleSpinBox()
+        self.exit_threshold.setRange(0.0, 1.0)
+        self.exit_threshold.setSingleStep(0.05)
+        self.exit_threshold.setDecimals(3)
+        self.exit_threshold.setValue(0.9)
+        self.exit_consecutive = QSpinBox()
+        self.exit_consecutive.setRange(1, 1000)
+        self.exit_consecutive.setValue(3)
+        self.exit_metric = QComboBox()
+        self.exit_metric.addItem("top probability", "prob")
+        self.exit_metric.addItem("margin top - 2nd", "margin")
+        self.gamma_on = QCheckBox("BNTT gamma exit")
+        self.gamma = QDoubleSpinBox()
+        self.gamma.setRange(0.0, 10.0)
+        self.gamma.setSingleStep(0.05)
+        self.gamma.setValue(0.5)
+        for w in (self.exit_threshold, self.exit_consecutive, self.gamma):
+            w.setKeyboardTracking(False)
+            w.valueChanged.connect(self.exit_edited)
+        self.exit_on.toggled.connect(self.exit_edited)
+        self.gamma_on.toggled.connect(self.exit_edited)
+        self.exit_metric.activated.connect(self.exit_edited)
+        form.addRow(self.exit_on)
+        form.addRow("threshold", self.exit_threshold)
+        form.addRow("for steps", self.exit_consecutive)
+        form.addRow("metric", self.exit_metric)
+        form.addRow(self.gamma_on, self.gamma)
+        return box
+
+    def _raster_group(self) -> QGroupBox:
+        box = QGroupBox("Rasters")
+        form = QFormLayout(box)
+        self.raster_neurons = QSpinBox()
+        self.raster_neurons.setRange(8, 4096)
+        self.raster_neurons.setValue(128)
+        self.raster_neurons.setKeyboardTracking(False)
+        self.raster_neurons.setProperty("field", "raster_neurons")
+        self.raster_neurons.valueChanged.connect(self.spin_edited)
+        form.addRow("neurons shown", self.raster_neurons)
+        self.channel_layer = QComboBox()
+        self.channel_layer.activated.connect(self.channel_layer_chosen)
+        self.channel = QSpinBox()
+        self.channel.setRange(-1, 0)
+        self.channel.setSpecialValueText("sampled")
+        self.channel.setKeyboardTracking(False)
+        self.channel.setToolTip("A conv layer: show one channel's map instead of a sample")
+        self.channel.valueChanged.connect(self.channel_edited)
+        form.addRow("conv layer", self.channel_layer)
+        form.addRow("channel", self.channel)
+        self._channels: dict[str, int | None] = {}
+        return box
+
+    def _threshold_group(self) -> QGroupBox:
+        box = QGroupBox("Threshold scale (provoke collapse)")
+        lay = QVBoxLayout(box)
+        self.threshold_layer = QComboBox()
+        self.threshold_layer.activated.connect(self.threshold_layer_chosen)
+        lay.addWidget(self.threshold_layer)
+        row = QHBoxLayout()
+        self.threshold_slider = QSlider(Qt.Orientation.Horizontal)
+        self.threshold_slider.setRange(-100, 100)
+        self.threshold_slider.valueChanged.connect(self.threshold_slid)
+        self.threshold_spin = QDoubleSpinBox()
+        self.threshold_spin.setRange(0.1, 10.0)
+        self.threshold_spin.setDecimals(2)
+        self.threshold_spin.setSingleStep(0.1)
+        self.threshold_spin.setValue(1.0)
+        self.threshold_spin.setSuffix(" x")
+        self.threshold_spin.setKeyboardTracking(False)
+        self.threshold_spin.valueChanged.connect(self.threshold_typed)
+        self.threshold_reset = QPushButton("1x")
+        self.threshold_reset.setToolTip("Back to the trained threshold")
+        self.threshold_reset.clicked.connect(self.threshold_reset_clicked)
+        row.addWidget(self.threshold_slider, 1)
+        row.addWidget(self.threshold_spin)
+        row.addWidget(self.threshold_reset)
+        lay.addLayout(row)
+        self._scales: dict[str, float] = {}
+        return box
+
+    # -- updates from the window -----------------------------------------------------------
+    def set_model(self, info: ModelInfo, settings: PipelineSettings) -> None:
+        """Fill the model-dependent controls (defaults: the checkpoint's bin and T)."""
+        self.info = info
+        kind = "trained" if info.trained else "untrained"
+        self.model_label.setText(
+            f"{info.name}: {info.arch} ({info.family}, {kind}), {len(info.class_names)} "
+            f"classes, input {info.input_size[0]}x{info.input_size[1]}, on {info.device}"
+        )
+        for spin, value in (
+            (self.bin_us, settings.bin_us or info.bin_us or self.bin_us.minimum()),
+            (self.window_steps, settings.window_steps or info.window_steps),
+        ):
+            spin.blockSignals(True)
+            spin.setValue(int(value))
+            spin.blockSignals(False)
+        counted = bool(info.event_count) or info.bin_us <= 0
+        self.bin_us.setEnabled(not counted)
+        self.bin_us.setToolTip(
+            f"this model bins by event count ({info.event_count} events per frame)"
+            if counted
+            else "time per frame (default: the checkpoint's)"
+        )
+        _set_item_enabled(self.policy, 1, info.family == "tdbn")
+        self.gamma_on.setEnabled(info.family == "bntt")
+        self.gamma.setEnabled(info.family == "bntt")
+        self.channel_layer.clear()
+        for name in info.layer_names:
+            if len(info.layer_shapes.get(name, ())) == 3:
+                self.channel_layer.addItem(name)
+        self._channels = dict(settings.raster_channel)
+        self.channel_layer_chosen()
+        self.threshold_layer.clear()
+        self.threshold_layer.addItem(ALL_LAYERS)
+        self.threshold_layer.addItems(info.layer_names)
+        self._scales = dict(settings.threshold_scale)
+        self.threshold_layer_chosen()
+
+    def show_settings(self, s: PipelineSettings) -> None:
+        """Make the controls show ``s`` (without emitting anything)."""
+        values: list[tuple[QWidget, object]] = [
+            (self.exit_on, s.exit_threshold is not None),
+            (self.exit_consecutive, s.exit_consecutive),
+            (self.gamma_on, s.temporal_exit_gamma is not None),
+            (self.loop, s.loop),
+            (self.raster_neurons, s.raster_neurons),
+        ]
+        if s.exit_threshold is not None:
+            values.append((self.exit_threshold, s.exit_threshold))
+        if s.temporal_exit_gamma is not None:
+            values.append((self.gamma, s.temporal_exit_gamma))
+        for w, v in values:
+            w.blockSignals(True)
+            if isinstance(w, QCheckBox):
+                w.setChecked(bool(v))
+            else:
+                w.setValue(v)  # type: ignore[attr-defined]
+            w.blockSignals(False)
+        for combo, data in (
+            (self.exit_metric, s.exit_metric),
+            (self.device, s.device),
+            (self.policy, s.policy),
+            (self.speed, s.speed),
+        ):
+            i = combo.findData(data)
+            if i >= 0:
+                combo.setCurrentIndex(i)
+        for w in (self.exit_threshold, self.exit_consecutive, self.exit_metric):
+            w.setEnabled(s.exit_threshold is not None)
+
+    def set_recording(self, path: Path | None) -> None:
+        """Show the open recording's name."""
+        self.recording_label.setText(path.name if path else "no recording")
+        self.recording_label.setToolTip(str(path) if path else "")
+
+    def set_position(self, t_us: float | None, duration_us: float | None) -> None:
+        """Move the seek slider (unless the user holds it)."""
+        self.seek.setEnabled(bool(duration_us))
+        self.seek.setToolTip(
+            "" if duration_us else "Seeking works once the recording's length is known"
+        )
+        if t_us is None:
+            self.position_label.setText("-")
+            return
+        if duration_us:
+            if not self._seeking:
+                self.seek.blockSignals(True)
+                self.seek.setValue(round(SEEK_STEPS * min(max(t_us / duration_us, 0), 1)))
+                self.seek.blockSignals(False)
+            self.position_label.setText(f"{_fmt_time(t_us)} / {_fmt_time(duration_us)}")
+        else:
+            self.position_label.setText(_fmt_time(t_us))
+
+    def set_playing(self, playing: bool) -> None:
+        """Reflect the play state without emitting."""
+        self.play_button.blockSignals(True)
+        self.play_button.setChecked(playing)
+        self.play_button.setText("Pause" if playing else "Play")
+        self.play_button.blockSignals(False)
+        self.step_button.setEnabled(not playing)
+
+    def select_model(self, checkpoint: Path | None) -> None:
+        """Show ``checkpoint`` (None: the demo) as the chosen model, adding it if new."""
+        data: object = DEMO if checkpoint is None else Path(checkpoint)
+        for i in range(self.model.count()):
+            if self.model.itemData(i) == data:
+                self.model.setCurrentIndex(i)
+                return
+        assert checkpoint is not None
+        self.model.insertItem(0, Path(checkpoint).name, Path(checkpoint))
+        self.model.setCurrentIndex(0)
+
+    # -- slots -----------------------------------------------------------------------------
+    @Slot()
+    def open_recording_clicked(self) -> None:
+        note_slot("Controls.open_recording_clicked")
+        self.open_requested.emit()
+
+    @Slot(int)
+    def model_chosen(self, index: int) -> None:
+        note_slot("Controls.model_chosen")
+        data = self.model.itemData(index)
+        self.model_requested.emit(None if data == DEMO else data)
+
+    @Slot(int)
+    def device_chosen(self, index: int) -> None:
+        note_slot("Controls.device_chosen")
+        self.settings_edited.emit({"device": self.device.itemData(index)})
+
+    @Slot(bool)
+    def play_toggled(self, playing: bool) -> None:
+        note_slot("Controls.play_toggled")
+        self.set_playing(playing)
+        self.play_requested.emit(playing)
+
+    @Slot()
+    def step_clicked(self) -> None:
+        note_slot("Controls.step_clicked")
+        self.step_requested.emit()
+
+    @Slot(int)
+    def speed_chosen(self, index: int) -> None:
+        note_slot("Controls.speed_chosen")
+        self.settings_edited.emit({"speed": float(self.speed.itemData(index))})
+
+    @Slot(bool)
+    def loop_toggled(self, on: bool) -> None:
+        note_slot("Controls.loop_toggled")
+        self.settings_edited.emit({"loop": bool(on)})
+
+    @Slot()
+    def seek_pressed(self) -> None:
+        note_slot("Controls.seek_pressed")
+        self._seeking = True
+
+    @Slot()
+    def seek_released(self) -> None:
+        note_slot("Controls.seek_released")
+        self._seeking = False
+        self.seek_requested.emit(self.seek.value() / SEEK_STEPS)
+
+    @Slot(int)
+    def spin_edited(self, value: int) -> None:
+        note_slot("Controls.spin_edited")
+        field = self.sender().property("field")
+        self.settings_edited.emit({str(field): int(value)})
+
+    @Slot(int)
+    def policy_chosen(self, index: int) -> None:
+        note_slot("Controls.policy_chosen")
+        self.settings_edited.emit({"policy": self.policy.itemData(index)})
+
+    @Slot()
+    def exit_edited(self) -> None:
+        note_slot("Controls.exit_edited")
+        on = self.exit_on.isChecked()
+        for w in (self.exit_threshold, self.exit_consecutive, self.exit_metric):
+            w.setEnabled(on)
+        gamma = self.gamma_on.isChecked() and self.gamma_on.isEnabled()
+        self.settings_edited.emit(
+            {
+                "exit_threshold": float(self.exit_threshold.value()) if on else None,
+                "exit_consecutive": int(self.exit_consecutive.value()),
+                "exit_metric": self.exit_metric.currentData(),
+                "temporal_exit_gamma": float(self.gamma.value()) if gamma else None,
+            }
+        )
+
+    @Slot()
+    def channel_layer_chosen(self) -> None:
+        note_slot("Controls.channel_layer_chosen")
+        layer = self.channel_layer.currentText()
+        has = bool(layer) and self.info is not None
+        self.channel.setEnabled(has)
+        if not has:
+            return
+        assert self.info is not None
+        channels = self.info.layer_shapes[layer][0]
+        ch = self._channels.get(layer)
+        self.channel.blockSignals(True)
+        self.channel.setRange(-1, channels - 1)
+        self.channel.setValue(-1 if ch is None else ch)
+        self.channel.blockSignals(False)
+
+    @Slot(int)
+    def channel_edited(self, value: int) -> None:
+        note_slot("Controls.channel_edited")
+        layer = self.channel_layer.currentText()
+        if not layer:
+            return
+        self._channels[layer] = None if value < 0 else int(value)
+        chosen = {k: v for k, v in self._channels.items() if v is not None}
+        self.settings_edited.emit({"raster_channel": chosen})
+
+    @Slot()
+    def threshold_layer_chosen(self) -> None:
+        note_slot("Controls.threshold_layer_chosen")
+        layer = self.threshold_layer.currentText()
+        scale = self._scales.get(layer, 1.0) if layer != ALL_LAYERS else 1.0
+        self._show_scale(scale)
+
+    def _show_scale(self, scale: float) -> None:
+        for w, v in ((self.threshold_slider, scale_to_slider(scale)), (self.threshold_spin, scale)):
+            w.blockSignals(True)
+            w.setValue(v)
+            w.blockSignals(False)
+
+    @Slot(int)
+    def threshold_slid(self, value: int) -> None:
+        note_slot("Controls.threshold_slid")
+        self._apply_scale(10 ** (value / 100))
+
+    @Slot(float)
+    def threshold_typed(self, value: float) -> None:
+        note_slot("Controls.threshold_typed")
+        self._apply_scale(value)
+
+    @Slot()
+    def threshold_reset_clicked(self) -> None:
+        note_slot("Controls.threshold_reset_clicked")
+        self._apply_scale(1.0)
+
+    def _apply_scale(self, scale: float) -> None:
+        scale = round(min(max(scale, 0.1), 10.0), 3)
+        self._show_scale(scale)
+        layer = self.threshold_layer.currentText()
+        if self.info is None or not layer:
+            return
+        names = self.info.layer_names if layer == ALL_LAYERS else [layer]
+        for n in names:
+            self._scales[n] = scale
+        self.threshold_edited.emit("" if layer == ALL_LAYERS else layer, scale)
+
+
+def _set_item_enabled(combo: QComboBox, index: int, on: bool) -> None:
+    item = combo.model().item(index)  # type: ignore[attr-defined]
+    item.setEnabled(on)

@@ -1,0 +1,457 @@
+"""The main window: panels, controls, status bar; drives the pipeline and redraws on a timer.
+
+Threading: only :class:`~dvsapp.gui.bridge.MailboxBridge` hears from the worker (one queued
+signal, one pending wake-up). A 60 Hz timer on the GUI thread drains the mailbox when it is
+dirty: every frame goes into the scrolling panels, the latest drives the event view. The GUI
+never waits on the model or the source: every pipeline method returns at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer, Slot
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QMainWindow,
+    QScrollArea,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from dvsapp.gui import theme
+from dvsapp.gui.banner import ErrorBanner
+from dvsapp.gui.bridge import MailboxBridge
+from dvsapp.gui.controls import BROWSE, Controls
+from dvsapp.gui.neurons import raster_row_to_flat
+from dvsapp.gui.panels.base import Panel
+from dvsapp.gui.panels.event_view import EventView
+from dvsapp.gui.panels.prediction import PredictionPanel
+from dvsapp.gui.panels.rasters import RasterPanel
+from dvsapp.gui.panels.rates import RatesPanel
+from dvsapp.gui.panels.vm_traces import VmPanel
+from dvsapp.gui.pipeline_port import PipelineLike, leave_a_core_to_the_gui, model_key
+from dvsapp.gui.slots import note_slot
+from dvsapp.gui.status import StatusBar
+from dvsapp.pipeline import ModelInfo, PipelineSettings, PipelineStats
+
+REDRAW_MS = 16  # at most ~60 redraws per second
+#: While the pipeline falls behind real time, redraw at most ~30 times a second instead, so
+#: the worker gets the CPU the GUI gives up (on a 2-core machine they share one core's worth).
+SLOW_REDRAW_MS = 33
+STATS_MS = 250
+CHECKPOINT_FILTER = "dvsapp checkpoints (*.safetensors);;All files (*)"
+RECORDING_FILTER = (
+    "Event recordings (*.aedat4 *.aedat *.aedat3 *.dat *.raw *.npy *.npz);;All files (*)"
+)
+
+
+class MainWindow(QMainWindow):
+    """The dvsapp window around one pipeline (started by :meth:`start`)."""
+
+    def __init__(
+        self,
+        pipeline: PipelineLike,
+        shipped_models: list[Path] | None = None,
+        cuda: bool = False,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.pipeline = pipeline
+        self.settings: PipelineSettings = pipeline.settings
+        self.info: ModelInfo | None = None
+        self.seq = 0  # frames received, monotonic for the GUI's lifetime
+        self.redraws = 0  # redraw ticks that drew new frames
+        self.ticks = 0
+        self.max_tick_gap_s = 0.0
+        self._last_tick: float | None = None
+        self._last_stats: PipelineStats | None = None
+        self._epoch = 0  # StepFrame.epoch of the stream drawn now
+        self._auto_trace_at: int | None = None  # when to pick neurons to trace by default
+        self._last_state = ""
+        self._last_notice = ""
+        self._closed = False
+        self._torch_threads: int | None = None
+        self.setWindowTitle("dvsapp")
+        self.setAcceptDrops(True)
+        self.setStyleSheet(theme.STYLESHEET)
+
+        self.events = EventView()
+        self.rasters = RasterPanel()
+        self.vm = VmPanel()
+        self.rates = RatesPanel()
+        self.prediction = PredictionPanel()
+        self.panels: list[Panel] = [
+            self.events,
+            self.rasters,
+            self.vm,
+            self.rates,
+            self.prediction,
+        ]
+        self.controls = Controls(shipped_models or [], cuda)
+        self._build_layout()
+        self.status = StatusBar(self)
+        self.setStatusBar(self.status)
+        self._connect()
+        self.controls.set_recording(self.settings.recording)
+        self.controls.select_model(self.settings.checkpoint)
+        self.controls.show_settings(self.settings)
+
+        self.bridge = MailboxBridge(self)
+        self.redraw_timer = QTimer(self)
+        self.redraw_timer.setInterval(REDRAW_MS)
+        self.redraw_timer.timeout.connect(self.redraw_tick)
+        self.stats_timer = QTimer(self)
+        self.stats_timer.setInterval(STATS_MS)
+        self.stats_timer.timeout.connect(self.stats_tick)
+
+    # -- layout ----------------------------------------------------------------------------
+    def _build_layout(self) -> None:
+        central = QWidget()
+        outer = QVBoxLayout(central)
+        outer.setContentsMargins(2, 2, 2, 2)
+        outer.setSpacing(2)
+        self.banner = ErrorBanner()
+        outer.addWidget(self.banner)
+
+        scroll = QScrollArea()
+        scroll.setWidget(self.controls)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(self.controls.minimumWidth() + 14)
+        scroll.setMaximumWidth(self.controls.maximumWidth() + 14)
+
+        top = QSplitter(Qt.Orientation.Horizontal)
+        top.addWidget(self.events)
+        top.addWidget(self.prediction)
+        top.setSizes([380, 880])
+        side = QSplitter(Qt.Orientation.Vertical)
+        side.addWidget(self.rates)
+        side.addWidget(self.vm)
+        side.setSizes([300, 280])
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(self.rasters)
+        bottom.addWidget(side)
+        bottom.setSizes([700, 560])
+        right = QSplitter(Qt.Orientation.Vertical)
+        right.addWidget(top)
+        right.addWidget(bottom)
+        right.setSizes([370, 580])
+        main = QSplitter(Qt.Orientation.Horizontal)
+        main.addWidget(scroll)
+        main.addWidget(right)
+        main.setStretchFactor(1, 1)
+        for s in (top, side, bottom, right, main):
+            s.setChildrenCollapsible(False)
+        outer.addWidget(main, 1)
+        self.setCentralWidget(central)
+
+    def _connect(self) -> None:
+        c = self.controls
+        c.open_requested.connect(self.choose_recording)
+        c.model_requested.connect(self.choose_model)
+        c.settings_edited.connect(self.apply_settings_edit)
+        c.play_requested.connect(self.request_play)
+        c.step_requested.connect(self.request_step)
+        c.seek_requested.connect(self.request_seek)
+        c.threshold_edited.connect(self.apply_threshold_scale)
+        self.rasters.neuron_clicked.connect(self.trace_neuron)
+        self.events.accumulate_changed.connect(self.apply_accumulate)
+        self.vm.cleared.connect(self.clear_traced_neurons)
+
+    # -- life cycle ------------------------------------------------------------------------
+    def start(self) -> None:
+        """Attach to the mailbox, start the timers and the pipeline's worker."""
+        self._torch_threads = leave_a_core_to_the_gui()
+        self.bridge.attach(self.pipeline.mailbox)
+        self.redraw_timer.start()
+        self.stats_timer.start()
+        self._guard(self.pipeline.start)
+
+    def shutdown(self) -> None:
+        """Stop the timers and the worker (joins it); safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self.redraw_timer.stop()
+        self.stats_timer.stop()
+        self.bridge.detach()
+        self._guard(self.pipeline.stop)
+        if self._torch_threads is not None:  # as it was before start()
+            import torch
+
+            torch.set_num_threads(self._torch_threads)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+
+    @property
+    def last_stats(self) -> PipelineStats | None:
+        """The pipeline's stats at the last status-bar update."""
+        return self._last_stats
+
+    # -- drag and drop ---------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        if not paths:
+            return
+        event.acceptProposedAction()
+        if paths[0].suffix == ".safetensors":
+            self.load_model(paths[0])
+        else:
+            self.open_recording(paths[0])
+
+    # -- commands --------------------------------------------------------------------------
+    def _guard(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """Call a pipeline method; a failure goes to the banner and the GUI keeps going."""
+        try:
+            fn(*args)
+        except Exception as e:  # the GUI must survive anything the pipeline throws
+            self.show_error(f"{type(e).__name__}: {e}" if not str(e) else str(e))
+            return False
+        return True
+
+    def _configure(self, **changes: Any) -> None:
+        self.settings = dataclasses.replace(self.settings, **changes)
+        self._guard(self.pipeline.configure, self.settings)
+
+    def open_recording(self, path: Path) -> None:
+        """Replay ``path`` (the pipeline reports a bad file as an error)."""
+        self.settings = dataclasses.replace(self.settings, recording=Path(path))
+        self.controls.set_recording(Path(path))
+        self._update_title()
+        self._guard(self.pipeline.open_recording, Path(path))
+
+    def load_model(self, checkpoint: Path | None) -> None:
+        """Load a checkpoint (None: the untrained demo); per-model choices start over."""
+        self.settings = dataclasses.replace(
+            self.settings,
+            checkpoint=None if checkpoint is None else Path(checkpoint),
+            bin_us=None,
+            window_steps=None,
+            vm_neurons={},
+            raster_channel={},
+            threshold_scale={},
+        )
+        self.controls.select_model(self.settings.checkpoint)
+        self.controls.model_label.setText("loading…")
+        if self._guard(self.pipeline.load_model, self.settings.checkpoint):
+            self._guard(self.pipeline.configure, self.settings)  # the per-model resets
+
+    def show_error(self, message: str) -> None:
+        """A non-modal error banner plus the status bar; the GUI keeps running."""
+        if self.banner.show_message(message):
+            self.status.show_error(message)
+
+    @Slot()
+    def choose_recording(self) -> None:
+        note_slot("MainWindow.choose_recording")
+        start = str(self.settings.recording.parent) if self.settings.recording else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Open a recording", start, RECORDING_FILTER)
+        if path:
+            self.open_recording(Path(path))
+
+    @Slot(object)
+    def choose_model(self, choice: object) -> None:
+        note_slot("MainWindow.choose_model")
+        if choice == BROWSE:
+            path, _ = QFileDialog.getOpenFileName(self, "Open a checkpoint", "", CHECKPOINT_FILTER)
+            if not path:
+                self.controls.select_model(self.settings.checkpoint)
+                return
+            choice = Path(path)
+        self.load_model(None if choice is None else Path(str(choice)))
+
+    @Slot(dict)
+    def apply_settings_edit(self, changes: dict) -> None:
+        note_slot("MainWindow.apply_settings_edit")
+        if "speed" in changes and math.isinf(changes["speed"]):
+            changes = {**changes, "speed": math.inf}
+        self._configure(**changes)
+        if "raster_neurons" in changes or "raster_channel" in changes:
+            self.rasters.set_captions(self.settings)
+            self.rasters.clear_history()
+
+    @Slot(bool)
+    def apply_accumulate(self, on: bool) -> None:
+        note_slot("MainWindow.apply_accumulate")
+        self._configure(accumulate_events=bool(on))
+
+    @Slot(bool)
+    def request_play(self, playing: bool) -> None:
+        note_slot("MainWindow.request_play")
+        self._guard(self.pipeline.play if playing else self.pipeline.pause)
+
+    @Slot()
+    def request_step(self) -> None:
+        note_slot("MainWindow.request_step")
+        self._guard(self.pipeline.step_once)
+
+    @Slot(float)
+    def request_seek(self, fraction: float) -> None:
+        note_slot("MainWindow.request_seek")
+        st = self._last_stats
+        if st is None or not st.duration_us or st.t_first_us is None:
+            self.status.showMessage("cannot seek yet: the recording's length is not known", 3000)
+            return
+        self._guard(self.pipeline.seek, int(st.t_first_us + fraction * st.duration_us))
+
+    @Slot(str, float)
+    def apply_threshold_scale(self, layer: str, scale: float) -> None:
+        note_slot("MainWindow.apply_threshold_scale")
+        if self.info is None:
+            return
+        names = self.info.layer_names if not layer else [layer]
+        scales = dict(self.settings.threshold_scale)
+        for name in names:
+            scales[name] = scale
+            self._guard(self.pipeline.set_threshold_scale, name, scale)
+        self.settings = dataclasses.replace(self.settings, threshold_scale=scales)
+        self.vm.set_threshold_scale(scales)
+
+    @Slot(str, int, int)
+    def trace_neuron(self, layer: str, row: int, rows: int) -> None:
+        note_slot("MainWindow.trace_neuron")
+        if self.info is None:
+            return
+        flat = raster_row_to_flat(self.info, self.settings, layer, row, rows)
+        if flat is None:
+            self.status.showMessage(f"{layer}: cannot tell which neuron row {row} is", 4000)
+            return
+        neurons = [n for n in self.vm.neurons if n != (layer, flat)] + [(layer, flat)]
+        self._set_traced(neurons)
+
+    @Slot()
+    def clear_traced_neurons(self) -> None:
+        note_slot("MainWindow.clear_traced_neurons")
+        self._set_traced([])
+
+    def _auto_trace(self) -> None:
+        """Trace the busiest neuron of the first and the last layer that fired, so the Vm
+        panel shows something before the user picks rows (only while none are picked)."""
+        self._auto_trace_at = None
+        if self.info is None or self.vm.neurons:
+            return
+        picks: list[tuple[str, int]] = []
+        active = [lr for lr in self.rasters.layers.values() if lr.ring is not None]
+        active = [lr for lr in active if lr.ring.view().any()]  # type: ignore[union-attr]
+        for lr in dict.fromkeys(active[:1] + active[-1:]):
+            counts = lr.ring.view().sum(axis=1, dtype=np.int64)  # type: ignore[union-attr]
+            row = int(counts.argmax())
+            flat = raster_row_to_flat(self.info, self.settings, lr.name, row, lr.rows)
+            if flat is not None:
+                picks.append((lr.name, flat))
+        if picks:
+            self._set_traced(picks)
+            self.status.showMessage("tracing the busiest neurons; click raster rows to add", 8000)
+
+    def _set_traced(self, neurons: list[tuple[str, int]]) -> None:
+        self.vm.set_neurons(neurons)
+        vm: dict[str, tuple[int, ...]] = {}
+        for layer, idx in self.vm.neurons:
+            vm[layer] = (*vm.get(layer, ()), idx)
+        self._configure(vm_neurons=vm)
+
+    # -- timers ----------------------------------------------------------------------------
+    @Slot()
+    def redraw_tick(self) -> None:
+        """GUI thread, <= 60 Hz: drain the mailbox into the panels and redraw them."""
+        note_slot("MainWindow.redraw_tick")
+        now = time.perf_counter()
+        if self._last_tick is not None:
+            self.max_tick_gap_s = max(self.max_tick_gap_s, now - self._last_tick)
+        self._last_tick = now
+        self.ticks += 1
+        self._check_model()
+        frames = self.bridge.take()
+        if not frames:
+            return
+        panels = self.panels if self.info is not None else [self.events]
+        for f in frames:
+            if f.epoch != self._epoch:
+                self._epoch = f.epoch
+                for p in panels:
+                    p.clear_history()
+            self.seq += 1
+            for p in panels:
+                p.push(self.seq, f)
+        for p in panels:
+            p.render(self.seq)
+        self.redraws += 1
+        if self._auto_trace_at is not None and self.seq >= self._auto_trace_at:
+            self._auto_trace()
+
+    def _pace_redraws(self, st: PipelineStats) -> None:
+        behind = st.state == "running" and 0 < st.realtime_factor < 0.95
+        caught_up = st.state != "running" or st.realtime_factor >= 0.99
+        interval = self.redraw_timer.interval()
+        if behind and interval != SLOW_REDRAW_MS:
+            self.redraw_timer.setInterval(SLOW_REDRAW_MS)
+        elif caught_up and interval != REDRAW_MS:
+            self.redraw_timer.setInterval(REDRAW_MS)
+
+    def _check_model(self) -> None:
+        try:
+            info = self.pipeline.model_info()
+        except Exception as e:
+            self.show_error(str(e))
+            return
+        if info is None or info is self.info:
+            return
+        same_model = self.info is not None and model_key(info) == model_key(self.info)
+        self.info = info
+        if same_model:
+            for p in self.panels:
+                p.update_info(info)
+            return
+        for p in self.panels:
+            p.set_model(info, self.settings)
+        self._auto_trace_at = self.seq + 2 * info.window_steps
+        self.controls.set_model(info, self.settings)
+        self.controls.show_settings(self.settings)
+        self._update_title()
+
+    def _update_title(self) -> None:
+        rec = self.settings.recording.name if self.settings.recording else "no recording"
+        model = self.info.name if self.info else "loading model"
+        self.setWindowTitle(f"dvsapp — {rec} — {model}")
+
+    @Slot()
+    def stats_tick(self) -> None:
+        """GUI thread, 4 Hz: status bar, seek position, errors; drains a missed wake-up."""
+        note_slot("MainWindow.stats_tick")
+        if not self.bridge.dirty:
+            self.bridge.dirty = True  # a safety net: draining an empty mailbox is cheap
+        try:
+            st = self.pipeline.stats()
+        except Exception as e:
+            self.show_error(str(e))
+            return
+        self._last_stats = st
+        for p in self.panels:
+            p.flush_hint()
+        self.status.update_stats(st, self.rates.health if self.info else None, self.info)
+        if st.state == "error" and st.message:
+            self.show_error(st.message)
+        elif st.message and st.message != self._last_notice:
+            self.status.showMessage(st.message, 6000)
+        self._last_notice = st.message
+        self._pace_redraws(st)
+        if st.state != self._last_state:  # follow the worker (e.g. ended), not fight clicks
+            self._last_state = st.state
+            self.controls.set_playing(st.state not in ("paused", "ended", "error", "stopped"))
+        t, t0 = st.stream_time_us, st.t_first_us
+        self.controls.set_position(None if t is None or t0 is None else t - t0, st.duration_us)

@@ -1,0 +1,1 @@
+"""The live panels: event view, spike rasters, membrane traces, firing rates, prediction."""

@@ -1,0 +1,153 @@
+"""What every panel shares: a header (title, hint, controls) over a pyqtgraph canvas."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QPen
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from dvsapp.gui import theme
+from dvsapp.pipeline import ModelInfo, PipelineSettings, StepFrame
+
+#: Model steps kept in every scrolling panel.
+HISTORY = 300
+#: Shortest time between two updates of a panel's header text.
+HINT_PERIOD_S = 0.25
+
+pg.setConfigOptions(
+    imageAxisOrder="row-major",
+    antialias=False,
+    background=theme.BACKGROUND,
+    foreground=theme.FOREGROUND,
+    useOpenGL=False,
+)
+
+
+_STYLES = {
+    "solid": Qt.PenStyle.SolidLine,
+    "dash": Qt.PenStyle.DashLine,
+    "dot": Qt.PenStyle.DotLine,
+}
+
+
+def pen(colour: str | tuple[int, ...], style: str = "solid") -> QPen:
+    """A width-1 pen (wider pens cost ~5x in pyqtgraph)."""
+    return pg.mkPen(colour, width=1, style=_STYLES[style])
+
+
+def style_plot(plot: pg.PlotItem, left: str = "", bottom: str = "") -> None:
+    """Dark, readable axes; no mouse panning (the panels scroll on their own)."""
+    for name in ("left", "bottom"):
+        ax = plot.getAxis(name)
+        ax.setPen(pg.mkPen(theme.MUTED, width=1))
+        ax.setTextPen(pg.mkPen(theme.FOREGROUND, width=1))
+        ax.enableAutoSIPrefix(False)
+    if left:
+        plot.setLabel("left", left)
+    if bottom:
+        plot.setLabel("bottom", bottom)
+    plot.setMenuEnabled(False)
+    plot.setMouseEnabled(x=False, y=False)
+    plot.hideButtons()
+
+
+class Panel(QWidget):
+    """A titled panel. Subclasses fill :attr:`body` and implement the three hooks."""
+
+    title = "panel"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName(type(self).__name__)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(2, 2, 2, 2)
+        outer.setSpacing(0)
+        self.header = QHBoxLayout()
+        self.header.setContentsMargins(0, 0, 0, 0)
+        self.title_label = QLabel(self.title)
+        self.title_label.setObjectName("panelTitle")
+        self.hint_label = QLabel("")
+        self.hint_label.setObjectName("panelHint")
+        self.header.addWidget(self.title_label)
+        self.header.addWidget(self.hint_label, 1)
+        outer.addLayout(self.header)
+        self.body = QVBoxLayout()
+        self.body.setContentsMargins(0, 0, 0, 0)
+        outer.addLayout(self.body, 1)
+        self.info: ModelInfo | None = None
+        self._hint_pending: str | None = None
+        self._hint_at = 0.0
+
+    def set_hint(self, text: str) -> None:
+        """Update the header's hint at most :data:`HINT_PERIOD_S` apart (a label's relayout
+        is not free); :meth:`flush_hint` shows the last one."""
+        self._hint_pending = text
+        now = time.monotonic()
+        if now - self._hint_at >= HINT_PERIOD_S:
+            self.flush_hint(now)
+
+    def flush_hint(self, now: float | None = None) -> None:
+        """Show a hint held back by :meth:`set_hint`."""
+        if self._hint_pending is not None:
+            if self._hint_pending != self.hint_label.text():
+                self.hint_label.setText(self._hint_pending)
+            self._hint_pending = None
+            self._hint_at = time.monotonic() if now is None else now
+
+    def set_model(self, info: ModelInfo, settings: PipelineSettings) -> None:
+        """A model was (re)loaded: lay out for it and forget the history."""
+        self.info = info
+
+    def update_info(self, info: ModelInfo) -> None:
+        """Same model, new details (e.g. which neurons the rasters and Vm carry)."""
+        self.info = info
+
+    def clear_history(self) -> None:
+        """The stream restarted (seek, new recording or binning): forget the history."""
+
+    def push(self, seq: int, frame: StepFrame) -> None:
+        """Take one step (``seq``: the GUI's monotonic step count). Must be cheap."""
+
+    def render(self, seq: int) -> None:
+        """Redraw with everything pushed up to step ``seq``."""
+
+
+#: Every scrolling panel's fixed x range, in steps relative to the newest (0 = now). A fixed
+#: range keeps the axes still, so a redraw repaints the data, not every axis.
+X_RANGE = (-HISTORY + 0.5, 0.5)
+#: The x of each history column, oldest first.
+X_STEPS = np.arange(-HISTORY + 1, 1, dtype=np.float64)
+STEP_AXIS = "steps ago"
+
+
+def rgba_lut(rgb: np.ndarray) -> np.ndarray:
+    """uint8 [n, 3] colours -> uint32 [n] opaque RGBA words, for :func:`show_codes`."""
+    rgb = np.asarray(rgb, np.uint8)
+    rgba = np.concatenate([rgb, np.full((len(rgb), 1), 255, np.uint8)], axis=1)
+    return np.ascontiguousarray(rgba).view(np.uint32).reshape(-1)
+
+
+def show_codes(
+    item: pg.ImageItem, codes: np.ndarray, lut: np.ndarray, rect: QRectF | None = None
+) -> None:
+    """Draw uint8 ``codes`` through the RGBA ``lut`` (from :func:`rgba_lut`).
+
+    The colours are looked up here (one ``np.take`` of 32-bit words) rather than by the
+    ImageItem: an RGBA image reaches the painter as a ready 32-bit QImage, while an 8-bit
+    indexed one is converted on every paint (about 5x slower to draw). No levels: nothing
+    is rescaled. ``rect``: where the image goes in data coordinates (ImageItem derives the
+    placement from the image's size, so it is set after the image).
+    """
+    words = np.take(lut, codes)
+    item.setImage(words.view(np.uint8).reshape(*codes.shape, 4), autoLevels=False, levels=None)
+    if rect is not None:
+        item.setRect(rect)
+
+
+def finite_or(value: np.ndarray, fill: float) -> np.ndarray:
+    """``value`` with NaN/inf replaced by ``fill``."""
+    return np.where(np.isfinite(value), value, fill)

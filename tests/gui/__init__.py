@@ -1,0 +1,1 @@
+"""GUI tests (offscreen Qt); a package so its conftest and helpers do not shadow tests/."""

@@ -1,0 +1,110 @@
+"""The GUI's pure pieces: ring buffer, colour mapping, row -> neuron, the mailbox bridge."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from dvsapp.gui import theme
+from dvsapp.gui.bridge import MailboxBridge
+from dvsapp.gui.neurons import raster_row_to_flat
+from dvsapp.gui.panels.event_view import event_image
+from dvsapp.gui.panels.rates import rate_level
+from dvsapp.gui.ring import ColumnRing
+from dvsapp.gui.slots import reset_slot_report, slot_report
+from dvsapp.pipeline import Mailbox, ModelInfo, PipelineSettings
+
+from .fake_pipeline import FakePipeline
+
+
+def test_ring_keeps_the_newest_columns_in_order() -> None:
+    ring = ColumnRing(2, 4, np.int32)
+    for v in range(1, 7):
+        ring.push(np.array([v, -v]))
+        assert ring.latest().tolist() == [v, -v]
+    assert ring.view().tolist() == [[3, 4, 5, 6], [-3, -4, -5, -6]]
+    ring.load_row(0, np.array([9, 8, 7, 6]))
+    ring.push(np.array([1, 1]))
+    assert ring.view()[0].tolist() == [8, 7, 6, 1]
+    ring.clear()
+    assert not ring.view().any() and ring.count == 0
+
+
+def test_event_codes_separate_polarities() -> None:
+    on = np.zeros((4, 5), np.uint16)
+    off = np.zeros((4, 5), np.uint16)
+    on[0, 0], off[1, 1], on[2, 2], off[2, 2] = 1, 1, 50, 50
+    codes = event_image(on, off)
+    n = theme.EVENT_LEVELS
+    assert codes[3, 3] == 0  # nothing: the background
+    assert codes[0, 0] == 1 * n and codes[1, 1] == 1  # one event each: level 1
+    assert codes[2, 2] // n == codes[2, 2] % n > 1  # both polarities, brighter
+    assert theme.event_lut().shape == (n * n, 3)
+
+
+def test_rate_levels_are_logarithmic_and_zero_is_black() -> None:
+    lv = rate_level(np.array([0.0, 1e-5, 1e-4, 1e-2, 1.0, np.nan]))
+    assert lv[0] == 0 and lv[-1] == 0  # silence (and NaN) draw as black
+    assert lv[1] == lv[2] == 1  # at or below the floor: the first level
+    assert lv[3] == 128 and lv[4] == 255
+
+
+def _info(**kw) -> ModelInfo:
+    base = dict(
+        name="m",
+        arch="a",
+        family="tdbn",
+        class_names=["x"],
+        layer_names=["conv", "fc"],
+        layer_shapes={"conv": (4, 3, 5), "fc": (10,)},
+        thresholds={"conv": 1.0, "fc": 1.0},
+        window_steps=4,
+        bin_us=1000,
+        input_size=(5, 3),
+        sensor_size=(5, 3),
+        device="cpu",
+        trained=False,
+    )
+    base.update(kw)
+    return ModelInfo(**base)
+
+
+def test_raster_rows_map_to_flat_neurons() -> None:
+    s = PipelineSettings()
+    info = _info(raster_index={"conv": np.array([7, 3, 50])})
+    assert raster_row_to_flat(info, s, "conv", 1, 3) == 3
+    assert raster_row_to_flat(info, s, "conv", 3, 3) is None
+    assert raster_row_to_flat(info, s, "fc", 4, 10) == 4  # every neuron shown
+    s2 = PipelineSettings(raster_channel={"conv": 2})
+    assert raster_row_to_flat(_info(), s2, "conv", 5, 15) == 2 * 15 + 5
+    assert raster_row_to_flat(_info(), s, "conv", 5, 7) is None  # stale raster
+
+
+def test_bridge_wakes_once_per_drain_and_on_the_gui_thread(qtbot) -> None:
+    reset_slot_report()
+    box = Mailbox(maxlen=1000)
+    bridge = MailboxBridge()
+    bridge.attach(box)
+    bridge.take(force=True)
+    pipe = FakePipeline(PipelineSettings(), mailbox=box)
+    pipe._publish_info()
+    frames = [pipe._frame(i) for i in range(50)]
+
+    def produce() -> None:
+        for f in frames:
+            box.put(f)
+
+    worker = threading.Thread(target=produce)
+    worker.start()
+    worker.join()
+    qtbot.waitUntil(lambda: bridge.dirty, timeout=5000)
+    assert bridge.wakeups == 1  # 50 puts, one pending wake-up
+    got = bridge.take()
+    assert [f.index for f in got] == list(range(50))
+    assert bridge.take() == []  # not dirty
+    box.put(frames[0])
+    qtbot.waitUntil(lambda: bridge.wakeups == 2, timeout=5000)
+    calls, off = slot_report()
+    assert calls["MailboxBridge.note_frames_waiting"] == 2 and off == {}
+    bridge.detach()
