@@ -1,4 +1,4 @@
-# The set-up contract: `make run` sets up and opens the app on a shipped recording;
+# The set-up contract: `make run` sets up and opens the app on the shipped recording;
 # `make test` sets up and runs the tests. Both work from a clean clone.
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -20,3 +20,5 @@ lint: setup
 bench: setup
 	$(PY) benchmarks/bench_decoders.py
 	$(PY) benchmarks/bench_binner.py
+	$(PY) benchmarks/bench_step.py
+	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_gui.py
