@@ -1,6 +1,7 @@
 """The `dvsapp` command: gui (the desktop app; plain `dvsapp` opens it on the shipped
-recording), info, convert, play (headless replay through the binner), run (an SNN
-checkpoint over a recording)."""
+recording), info, convert, play (headless replay through the binner, or any --source),
+devices (the cameras attached), record (any source to AEDAT4), run (an SNN checkpoint over
+a recording)."""
 
 from __future__ import annotations
 
@@ -53,6 +54,21 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 def _cmd_play(args: argparse.Namespace) -> int:
     from dvsapp.headless import play
 
+    if args.source is not None:
+        if args.path is not None:
+            raise ConfigError("give either PATH or --source, not both")
+        from dvsapp.events.recorder import play_source
+        from dvsapp.events.sources import open_source, parse_source_spec
+
+        if parse_source_spec(args.source).kind != "replay":
+            source = open_source(args.source, speed=args.speed, loop=args.loop)
+            return play_source(
+                source,
+                bin_us=args.bin_us,
+                input_size=args.input_size,
+                duration_s=args.duration,
+            )
+        args.path = args.source
     path = args.path if args.path is not None else DEFAULT_RECORDING
     return play(
         path,
@@ -62,6 +78,33 @@ def _cmd_play(args: argparse.Namespace) -> int:
         input_size=args.input_size,
         duration_s=args.duration,
     )
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from dvsapp.events.sources import list_devices
+
+    notes: list[str] = []
+    found = list_devices(notes)
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if not found:
+        print("no event camera found (looked with dv-processing and neuromorphic-drivers)")
+        return 0
+    print(f"{'source':<24} {'model':<24} {'back end':<22} detail")
+    for d in found:
+        print(f"{d.spec():<24} {d.model:<24} {d.backend:<22} {d.detail}")
+    return 0
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    from dvsapp.events.recorder import record
+    from dvsapp.events.sources import open_source
+
+    if not str(args.output).endswith(".aedat4"):
+        raise ConfigError(f"{args.output}: the output must end in .aedat4")
+    source = open_source(args.source, speed=args.speed)
+    record(source, args.output, duration_s=args.duration)
+    return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -176,12 +219,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     play = sub.add_parser("play", help="replay a recording through the binner (no GUI)")
     play.add_argument("path", nargs="?", default=None, help="default: the shipped demo recording")
+    play.add_argument(
+        "--source", default=None, metavar="SPEC", help="any source (see README: Sources)"
+    )
     play.add_argument("--speed", type=_speed, default=1.0, help="0.1 .. N, or max (default 1)")
     play.add_argument("--loop", action="store_true")
     play.add_argument("--bin-us", type=int, default=10_000, help="time bin (default 10000 us)")
     play.add_argument("--input-size", type=_size, default=None, help="downsample to WxH")
     play.add_argument("--duration", type=float, default=None, help="stop after S wall seconds")
     play.set_defaults(func=_cmd_play)
+
+    devices = sub.add_parser("devices", help="list the event cameras attached")
+    devices.set_defaults(func=_cmd_devices)
+
+    rec = sub.add_parser("record", help="save a live (or any) source to an AEDAT4 file")
+    rec.add_argument("output", metavar="OUT.aedat4")
+    rec.add_argument(
+        "--source",
+        required=True,
+        metavar="SPEC",
+        help="camera, camera:SERIAL, tcp://HOST:PORT, unix:PATH, webcam:N, video:PATH or PATH",
+    )
+    rec.add_argument(
+        "--duration", type=float, default=None, help="stop after S seconds (default: Ctrl-C)"
+    )
+    rec.add_argument(
+        "--speed", type=_speed, default=1.0, help="files and videos: 0.1 .. N, or max (default 1)"
+    )
+    rec.set_defaults(func=_cmd_record)
 
     run = sub.add_parser("run", help="stream a recording through an SNN checkpoint (no GUI)")
     run.add_argument("path", help="the recording")
