@@ -150,7 +150,13 @@ def _cmd_gui(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"the GUI needs PySide6 and pyqtgraph ({e}): pip install 'dvsapp[gui]'"
         ) from None
-    path = Path(args.path) if args.path is not None else DEFAULT_RECORDING
+    if args.source is not None:
+        from dvsapp.events.sources.factory import parse_source_spec
+
+        parse_source_spec(args.source)  # a bad spec fails here, before a window opens
+        path = None
+    else:
+        path = Path(args.path) if args.path is not None else DEFAULT_RECORDING
     return run_app(
         path,
         Path(args.model) if args.model else None,
@@ -158,6 +164,7 @@ def _cmd_gui(args: argparse.Namespace) -> int:
         speed=args.speed,
         screenshot=Path(args.screenshot) if args.screenshot else None,
         quit_after=args.quit_after,
+        source=args.source,
     )
 
 
@@ -184,7 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command")
 
     gui = sub.add_parser("gui", help="the desktop app (the default when no command is given)")
-    gui.add_argument("path", nargs="?", default=None, help="default: the shipped demo recording")
+    what = gui.add_mutually_exclusive_group()
+    what.add_argument("path", nargs="?", default=None, help="default: the shipped demo recording")
+    what.add_argument(
+        "--source",
+        default=None,
+        metavar="SPEC",
+        help="stream from a live source instead: camera, camera:SERIAL, tcp://HOST:PORT, "
+        "unix:PATH, webcam:N, video:PATH (or a recording path)",
+    )
     gui.add_argument(
         "--model", default=None, metavar="CKPT", help="a .safetensors checkpoint (default: demo)"
     )

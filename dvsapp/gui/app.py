@@ -107,9 +107,11 @@ def run_app(
     screenshot: Path | None = None,
     quit_after: float | None = None,
     pipeline_factory: Callable[[PipelineSettings], PipelineLike] | None = None,
+    source: str | None = None,
 ) -> int:
     """Open the main window on ``recording`` with ``checkpoint`` (None: the untrained demo)
-    and run the event loop; returns the exit status."""
+    and run the event loop; returns the exit status. ``source``: a source spec
+    (factory.open_source's forms) to stream from instead of ``recording``."""
     if pipeline_factory is None:
         from dvsapp.pipeline import Pipeline
 
@@ -127,6 +129,10 @@ def run_app(
     window.resize(*WINDOW_SIZE)
     window.show()
     window.start()
+    if source is not None and not window.open_source_spec(source):
+        window.shutdown()
+        print(f"dvsapp: error: {window.status.currentMessage() or source}", file=sys.stderr)
+        return 2
     timed = None
     if quit_after is not None or screenshot is not None:
         timed = TimedExit(window, 2.0 if quit_after is None else quit_after, screenshot)

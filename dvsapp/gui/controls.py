@@ -39,6 +39,11 @@ SPEEDS: tuple[tuple[str, float], ...] = (
 SEEK_STEPS = 1000
 #: Model-combo entries that are not a checkpoint path.
 DEMO, BROWSE = "demo", "browse"
+#: Source-combo entries that are not a ready spec (the window asks for the rest).
+RECORDING, NO_CAMERA, NETWORK, VIDEO = "recording", "no-camera", "network", "video"
+WEBCAM = "webcam:0"
+#: What a recording (replay) source can do; live sources say what they can.
+ALL_CAPABILITIES = frozenset({"pause", "seek", "speed", "loop"})
 ALL_LAYERS = "all layers"
 
 
@@ -62,6 +67,8 @@ class Controls(QWidget):
     """Every control; see the signals for what the main window must do."""
 
     open_requested = Signal()  # show the file dialog
+    source_requested = Signal(str)  # a source-combo entry's data (a spec, or RECORDING ..)
+    rescan_requested = Signal()  # look for attached cameras again
     model_requested = Signal(object)  # a checkpoint Path, None for the demo, or "browse"
     settings_edited = Signal(dict)  # PipelineSettings field -> new value
     play_requested = Signal(bool)  # True: play, False: pause
@@ -86,14 +93,16 @@ class Controls(QWidget):
         col.addStretch(1)
         self.info: ModelInfo | None = None
         self._seeking = False
+        self._can_seek = True
 
     # -- groups ----------------------------------------------------------------------------
     def _source_group(self) -> QGroupBox:
         box = QGroupBox("Source")
         form = QFormLayout(box)
         self.source = QComboBox()
-        self.source.addItems(["Recording file", "Camera (coming later)"])
-        _combo_disable(self.source, 1, "Live cameras are not supported yet")
+        self.source.setToolTip("Where the events come from")
+        self.set_cameras([], "cameras not scanned yet")
+        self.source.activated.connect(self.source_chosen)
         form.addRow("kind", self.source)
         row = QHBoxLayout()
         self.recording_label = QLabel("no recording")
@@ -101,10 +110,56 @@ class Controls(QWidget):
         self.open_button = QPushButton("Open…")
         self.open_button.setToolTip("Open a recording (or drop a file on the window)")
         self.open_button.clicked.connect(self.open_recording_clicked)
+        self.rescan_button = QPushButton("Rescan")
+        self.rescan_button.setToolTip("Look for attached event cameras again")
+        self.rescan_button.clicked.connect(self.rescan_clicked)
         row.addWidget(self.recording_label, 1)
         row.addWidget(self.open_button)
+        row.addWidget(self.rescan_button)
         form.addRow(row)
         return box
+
+    def set_cameras(self, cameras: list[tuple[str, str]], reason: str = "") -> None:
+        """Refill the source chooser: ``cameras`` as (label, spec); none: one "no camera
+        found" entry whose tooltip is ``reason``. Keeps the current kind where it can."""
+        current = self.source.currentData()
+        self.source.blockSignals(True)
+        self.source.clear()
+        self.source.addItem("Recording file", RECORDING)
+        for label, spec in cameras:
+            self.source.addItem(f"Event camera: {label}", spec)
+        if not cameras:
+            self.source.addItem("Event camera (no camera found)", NO_CAMERA)
+            self.source.setItemData(
+                self.source.count() - 1, reason or "no camera found", Qt.ItemDataRole.ToolTipRole
+            )
+        self.source.addItem("DV network stream…", NETWORK)
+        self.source.addItem("Webcam (emulated DVS)", WEBCAM)
+        self.source.addItem("Video file (emulated DVS)…", VIDEO)
+        i = self.source.findData(current)
+        self.source.setCurrentIndex(max(i, 0))
+        self.source.blockSignals(False)
+
+    def show_source(self, data: str) -> None:
+        """Show ``data``'s entry as the chosen kind (without emitting)."""
+        i = self.source.findData(data)
+        if i >= 0:
+            self.source.blockSignals(True)
+            self.source.setCurrentIndex(i)
+            self.source.blockSignals(False)
+
+    def set_capabilities(self, capabilities: frozenset[str]) -> None:
+        """Enable seek and loop only for a source that can do them."""
+        self._can_seek = "seek" in capabilities
+        if not self._can_seek:
+            self.seek.setEnabled(False)
+            self.seek.setToolTip("This source cannot seek")
+        can_loop = "loop" in capabilities
+        self.loop.setEnabled(can_loop)
+        self.loop.setToolTip("" if can_loop else "This source cannot loop")
+        can_speed = "speed" in capabilities
+        self.speed.setEnabled(can_speed)
+        self.speed.setToolTip("" if can_speed else "A live source runs in real time")
 
     def _model_group(self, shipped: list[Path], cuda: bool) -> QGroupBox:
         box = QGroupBox("Model")
@@ -345,12 +400,18 @@ class Controls(QWidget):
         self.recording_label.setText(path.name if path else "no recording")
         self.recording_label.setToolTip(str(path) if path else "")
 
+    def set_source_label(self, text: str) -> None:
+        """Show a live source's spec where the recording's name goes."""
+        self.recording_label.setText(text)
+        self.recording_label.setToolTip(text)
+
     def set_position(self, t_us: float | None, duration_us: float | None) -> None:
         """Move the seek slider (unless the user holds it)."""
-        self.seek.setEnabled(bool(duration_us))
-        self.seek.setToolTip(
-            "" if duration_us else "Seeking works once the recording's length is known"
-        )
+        if self._can_seek:
+            self.seek.setEnabled(bool(duration_us))
+            self.seek.setToolTip(
+                "" if duration_us else "Seeking works once the recording's length is known"
+            )
         if t_us is None:
             self.position_label.setText("-")
             return
@@ -387,6 +448,18 @@ class Controls(QWidget):
     def open_recording_clicked(self) -> None:
         note_slot("Controls.open_recording_clicked")
         self.open_requested.emit()
+
+    @Slot(int)
+    def source_chosen(self, index: int) -> None:
+        note_slot("Controls.source_chosen")
+        data = self.source.itemData(index)
+        if data is not None:
+            self.source_requested.emit(str(data))
+
+    @Slot()
+    def rescan_clicked(self) -> None:
+        note_slot("Controls.rescan_clicked")
+        self.rescan_requested.emit()
 
     @Slot(int)
     def model_chosen(self, index: int) -> None:

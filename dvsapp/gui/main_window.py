@@ -20,6 +20,7 @@ from PySide6.QtCore import Qt, QTimer, Slot
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QFileDialog,
+    QInputDialog,
     QMainWindow,
     QScrollArea,
     QSplitter,
@@ -30,7 +31,15 @@ from PySide6.QtWidgets import (
 from dvsapp.gui import theme
 from dvsapp.gui.banner import ErrorBanner
 from dvsapp.gui.bridge import MailboxBridge
-from dvsapp.gui.controls import BROWSE, Controls
+from dvsapp.gui.controls import (
+    ALL_CAPABILITIES,
+    BROWSE,
+    NETWORK,
+    NO_CAMERA,
+    RECORDING,
+    VIDEO,
+    Controls,
+)
 from dvsapp.gui.neurons import raster_row_to_flat
 from dvsapp.gui.panels.base import Panel
 from dvsapp.gui.panels.event_view import EventView
@@ -52,6 +61,7 @@ CHECKPOINT_FILTER = "dvsapp checkpoints (*.safetensors);;All files (*)"
 RECORDING_FILTER = (
     "Event recordings (*.aedat4 *.aedat *.aedat3 *.dat *.raw *.npy *.npz);;All files (*)"
 )
+VIDEO_FILTER = "Videos (*.avi *.mp4 *.mkv *.mov *.webm *.mpg);;All files (*)"
 
 
 class MainWindow(QMainWindow):
@@ -80,6 +90,9 @@ class MainWindow(QMainWindow):
         self._last_notice = ""
         self._closed = False
         self._torch_threads: int | None = None
+        self.live_spec: str | None = None  # the live source streaming now (None: recording)
+        self.camera_reason = ""  # why no camera was found, at the last scan
+        self._network_spec = "tcp://127.0.0.1:7777"
         self.setWindowTitle("dvsapp")
         self.setAcceptDrops(True)
         self.setStyleSheet(theme.STYLESHEET)
@@ -157,6 +170,8 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         c = self.controls
         c.open_requested.connect(self.choose_recording)
+        c.source_requested.connect(self.choose_source)
+        c.rescan_requested.connect(self.rescan_cameras)
         c.model_requested.connect(self.choose_model)
         c.settings_edited.connect(self.apply_settings_edit)
         c.play_requested.connect(self.request_play)
@@ -175,6 +190,7 @@ class MainWindow(QMainWindow):
         self.redraw_timer.start()
         self.stats_timer.start()
         self._guard(self.pipeline.start)
+        self.rescan_cameras()
 
     def shutdown(self) -> None:
         """Stop the timers and the worker (joins it); safe to call twice."""
@@ -231,9 +247,103 @@ class MainWindow(QMainWindow):
     def open_recording(self, path: Path) -> None:
         """Replay ``path`` (the pipeline reports a bad file as an error)."""
         self.settings = dataclasses.replace(self.settings, recording=Path(path))
+        self.live_spec = None
         self.controls.set_recording(Path(path))
+        self.controls.show_source(RECORDING)
+        self.controls.set_capabilities(ALL_CAPABILITIES)
         self._update_title()
         self._guard(self.pipeline.open_recording, Path(path))
+
+    def open_source_spec(self, spec: str) -> bool:
+        """Stream from the source ``spec`` names (factory.open_source's forms); a recording
+        path replays. Errors go to the status bar; returns whether the source was handed over.
+
+        Building a source only parses and probes (a video file's size); opening the device or
+        the socket happens in ``start()``, which the pipeline's worker calls, so this never
+        waits on hardware or the network.
+        """
+        from dvsapp.events.sources.factory import open_source, parse_source_spec
+
+        try:
+            parsed = parse_source_spec(spec)
+            if parsed.kind == "replay":
+                self.open_recording(Path(parsed.target))
+                return True
+            speed = self.settings.speed if parsed.kind == "video" else 1.0
+            source = open_source(spec, speed=speed)
+        except Exception as e:  # a bad spec, a missing package: say so, keep running
+            self.show_error(_one_line(e))
+            return False
+        if not self._guard(self.pipeline.open_source, source):
+            return False
+        self.live_spec = spec
+        self.settings = dataclasses.replace(self.settings, recording=None)
+        self.controls.set_source_label(spec)
+        self.controls.set_capabilities(frozenset(source.capabilities))
+        self.controls.show_source(self._combo_data(spec))
+        self._update_title()
+        self.status.showMessage(f"opening {spec}…", 4000)
+        return True
+
+    def _combo_data(self, spec: str) -> str:
+        if spec.startswith(("tcp://", "unix:")):
+            return NETWORK
+        if spec.startswith("video:"):
+            return VIDEO
+        return spec
+
+    def rescan_cameras(self) -> int:
+        """Look for attached cameras and refill the chooser; returns how many were found."""
+        from dvsapp.events.sources.cameras import list_devices
+
+        notes: list[str] = []
+        try:
+            devices = list_devices(notes)
+        except Exception as e:  # list_devices guards its back ends; belt and braces
+            devices, notes = [], [_one_line(e)]
+        found = [(f"{d.model} {d.serial}".strip(), d.spec()) for d in devices]
+        self.camera_reason = "no camera found" + (f" ({'; '.join(notes)})" if notes else "")
+        self.controls.set_cameras(found, self.camera_reason)
+        return len(found)
+
+    @Slot(str)
+    def choose_source(self, data: str) -> None:
+        """A source-combo entry was chosen: ask for what it needs, then open it."""
+        note_slot("MainWindow.choose_source")
+        if data == RECORDING:
+            if self.live_spec is not None:
+                self.choose_recording()
+                self._show_current_source()
+            return
+        if data == NO_CAMERA:
+            if self.rescan_cameras() == 0:
+                self.status.showMessage(self.camera_reason, 10_000)
+                self._show_current_source()
+                return
+            data = str(self.controls.source.itemData(1))  # the first camera found
+        if data == NETWORK:
+            spec, ok = QInputDialog.getText(
+                self, "DV network stream", "tcp://HOST:PORT or unix:PATH", text=self._network_spec
+            )
+            spec = spec.strip()
+            if not ok or not spec:
+                self._show_current_source()
+                return
+            self._network_spec = spec
+            data = spec
+        elif data == VIDEO:
+            path, _ = QFileDialog.getOpenFileName(self, "Open a video", "", VIDEO_FILTER)
+            if not path:
+                self._show_current_source()
+                return
+            data = f"video:{path}"
+        if not self.open_source_spec(data):
+            self._show_current_source()
+
+    def _show_current_source(self) -> None:
+        """Point the chooser back at what is streaming now."""
+        spec = self.live_spec
+        self.controls.show_source(RECORDING if spec is None else self._combo_data(spec))
 
     def load_model(self, checkpoint: Path | None) -> None:
         """Load a checkpoint (None: the untrained demo); per-model choices start over."""
@@ -426,6 +536,8 @@ class MainWindow(QMainWindow):
 
     def _update_title(self) -> None:
         rec = self.settings.recording.name if self.settings.recording else "no recording"
+        if self.live_spec is not None:
+            rec = self.live_spec
         model = self.info.name if self.info else "loading model"
         self.setWindowTitle(f"dvsapp — {rec} — {model}")
 
@@ -455,3 +567,9 @@ class MainWindow(QMainWindow):
             self.controls.set_playing(st.state not in ("paused", "ended", "error", "stopped"))
         t, t0 = st.stream_time_us, st.t_first_us
         self.controls.set_position(None if t is None or t0 is None else t - t0, st.duration_us)
+
+
+def _one_line(error: BaseException) -> str:
+    """The first non-empty line of an error's message (its type when it has none)."""
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    return lines[0] if lines else type(error).__name__

@@ -102,6 +102,11 @@ class FakePipeline:
         self.settings = dataclasses.replace(self.settings, recording=Path(str(path)))
         self._epoch += 1
 
+    def open_source(self, source: object) -> None:
+        self.calls.append(("open_source", source))
+        self.settings = dataclasses.replace(self.settings, recording=None)
+        self._epoch += 1
+
     def load_model(self, checkpoint: object) -> None:
         self.calls.append(("load_model", checkpoint))
         self._publish_info()
