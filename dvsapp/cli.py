@@ -57,12 +57,11 @@ def _cmd_play(args: argparse.Namespace) -> int:
     if args.source is not None:
         if args.path is not None:
             raise ConfigError("give either PATH or --source, not both")
-        from dvsapp.events.recorder import play_source
         from dvsapp.events.sources import open_source, parse_source_spec
 
         if parse_source_spec(args.source).kind != "replay":
             source = open_source(args.source, speed=args.speed, loop=args.loop)
-            return play_source(
+            return play(
                 source,
                 bin_us=args.bin_us,
                 input_size=args.input_size,

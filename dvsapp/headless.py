@@ -1,7 +1,7 @@
-"""The headless pipeline: replay a recording through the streaming binner and report.
+"""The headless pipeline: stream a recording or any live source through the binner and report.
 
-It is what plain `dvsapp` runs until the GUI lands, and a quick way to check that a
-recording streams and bins as expected.
+A quick way to check that a source streams and bins as expected (`dvsapp play`), without the
+GUI or a model.
 """
 
 from __future__ import annotations
@@ -13,65 +13,77 @@ import time
 from typing import TextIO
 
 from dvsapp.binning import BinningConfig, StreamingBinner
-from dvsapp.events.sources import ReplaySource, SourceState
+from dvsapp.events.recorder import start_source
+from dvsapp.events.sources import EventSource, ReplaySource, SourceState
 
 REPORT_EVERY_S = 1.0
 IDLE_SLEEP_S = 0.002
+_FAILED = (SourceState.ERROR, SourceState.DISCONNECTED)
+_DONE = (SourceState.ENDED, *_FAILED)
+
+
+def _describe(source: EventSource) -> str:
+    w, h, _ = source.sensor_size
+    if isinstance(source, ReplaySource):
+        pace = "as fast as possible" if math.isinf(source.speed) else f"{source.speed:g}x real time"
+        return f"replaying {source.reader.path} ({source.reader.format_name}, {w}x{h}) at {pace}"
+    return f"playing {source.name} ({w}x{h})"
 
 
 def play(
-    path: str | os.PathLike[str],
+    source: str | os.PathLike[str] | EventSource,
     speed: float = 1.0,
     loop: bool = False,
     bin_us: int = 10_000,
     input_size: tuple[int, int] | None = None,
     duration_s: float | None = None,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
 ) -> int:
-    """Stream ``path`` through the binner, printing a line per second; returns an exit code."""
-    source = ReplaySource(path, speed=speed, loop=loop)
+    """Stream ``source`` (a recording path, replayed at ``speed``, or any started-or-not
+    EventSource) through the binner, printing a line per second; returns an exit code."""
+    out = out or sys.stdout
+    if not isinstance(source, EventSource):
+        source = ReplaySource(source, speed=speed, loop=loop)
+    early = start_source(source)
     w, h, _ = source.sensor_size
     config = BinningConfig(sensor_size=(w, h), time_window_us=bin_us, input_size=input_size)
     binner = StreamingBinner(config)
     c, fh, fw = config.frame_shape
-    pace = "as fast as possible" if math.isinf(speed) else f"{speed:g}x real time"
-    print(f"replaying {path} ({source.reader.format_name}, {w}x{h}) at {pace}", file=out)
+    print(_describe(source), file=out)
     print(f"binning {bin_us} us windows into {c}x{fh}x{fw} frames", file=out)
     if source.labels:
         print(f"{len(source.labels)} labelled segments", file=out)
     print(
-        f"{'wall s':>7} {'stream s':>9} {'events':>11} {'ev/s':>10} {'frames':>7} {'ev/frame':>9}",
+        f"{'wall s':>7} {'stream s':>9} {'events':>11} {'ev/s':>10} {'frames':>7} "
+        f"{'ev/frame':>9} {'dropped':>9}",
         file=out,
     )
-    frames_total = 0
-    events_window = frames_window = 0
+    frames_total = events_window = frames_window = 0
     wall0 = last_report = time.monotonic()
     t_first: int | None = None
-    with source:
+    try:
         while True:
-            events = source.poll()
+            events = early.pop(0) if early else source.poll()
             if len(events):
                 t_first = int(events["t"][0]) if t_first is None else t_first
-                frames = binner.push(events)
+                frames_window += len(binner.push(events))
                 events_window += len(events)
-                frames_window += len(frames)
             now = time.monotonic()
             st = source.status()
-            done = st.state in (SourceState.ENDED, SourceState.ERROR)
+            done = st.state in _DONE and not len(events)
             timed_out = duration_s is not None and now - wall0 >= duration_s
             if done or timed_out:
                 frames_window += len(binner.flush())
             if now - last_report >= REPORT_EVERY_S or done or timed_out:
                 span = max(now - last_report, 1e-9)
-                stream_s = (
-                    0.0
-                    if st.stream_time_us is None or t_first is None
-                    else ((st.stream_time_us - t_first) / 1e6)
-                )
+                stream_s = 0.0
+                if st.stream_time_us is not None and t_first is not None:
+                    stream_s = (st.stream_time_us - t_first) / 1e6
                 per_frame = events_window / frames_window if frames_window else 0.0
                 print(
                     f"{now - wall0:7.2f} {stream_s:9.3f} {st.events_delivered:11,d} "
-                    f"{events_window / span:10,.0f} {frames_window:7d} {per_frame:9.1f}",
+                    f"{events_window / span:10,.0f} {frames_window:7d} {per_frame:9.1f} "
+                    f"{st.events_dropped:9,d}",
                     file=out,
                     flush=True,
                 )
@@ -82,7 +94,9 @@ def play(
                 break
             if not len(events):
                 time.sleep(IDLE_SLEEP_S)
-    if st.state is SourceState.ERROR:
+    finally:
+        source.stop()
+    if st.state in _FAILED:
         print(f"dvsapp: error: {st.message}", file=sys.stderr)
         return 2
     print(f"done: {st.events_delivered:,} events, {frames_total:,} frames", file=out)
