@@ -105,6 +105,17 @@ class SpikingNeuron(nn.Module, ABC):
             out.append(o)
         return torch.stack(out)
 
+    def _vm_index(self, vm: Sequence[int], size: int, device: torch.device) -> torch.Tensor:
+        """The selected neurons that exist in this layer, as a device tensor built once per
+        selection (not on every step)."""
+        key = (vm, size, device)
+        cached = self.__dict__.get("_vm_index_cache")
+        if cached is None or cached[0] != key:
+            idx = torch.as_tensor(list(vm), device=device, dtype=torch.long)
+            cached = (key, idx[(idx >= 0) & (idx < size)])
+            self.__dict__["_vm_index_cache"] = cached
+        return cached[1]
+
     def _record(self, spikes: torch.Tensor, v_charged: torch.Tensor) -> None:
         spec = self.probe
         assert spec is not None
@@ -117,8 +128,7 @@ class SpikingNeuron(nn.Module, ABC):
             rec.vm = v_charged.detach()
         elif spec.vm is not False and len(spec.vm):  # selected neurons that this layer has
             flat = v_charged.detach().flatten(1)
-            idx = torch.as_tensor(list(spec.vm), device=v_charged.device, dtype=torch.long)
-            idx = idx[(idx >= 0) & (idx < flat.shape[1])]
+            idx = self._vm_index(spec.vm, flat.shape[1], flat.device)
             rec.vm = flat.index_select(1, idx)
             rec.vm_index = idx
         self.record = rec
