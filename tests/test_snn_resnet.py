@@ -521,3 +521,30 @@ def test_bad_configs_and_inputs_are_rejected() -> None:
         model(torch.zeros(1, 2, 64, 64))
     with pytest.raises(ValueError, match=r"\[B, C, H, W\]"):
         model.step(torch.zeros(1, 3, 64, 64))
+
+
+def test_without_normalisation_the_network_has_plain_convs_and_still_steps_like_forward() -> None:
+    """``norm="none"``: the collapse demonstration model. No BN tensors at all, the same
+    step/forward parity, a checkpointable config, and BNTT refuses it."""
+    gen = torch.Generator().manual_seed(12)
+    model = small_model("resnet_small", norm="none")
+    assert not any(isinstance(m, TdBatchNorm) for m in model.modules())
+    assert not any(".bn." in name for name in model.state_dict())
+    assert ModelConfig.from_dict(model.config.to_dict()) == model.config
+    model.eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(4.0)  # strong enough that spikes reach the classifier
+    frames = spike_frames(model, 6, 2, gen)
+    with torch.inference_mode():
+        seq = model(frames)
+        model.reset()
+        stepped = torch.stack([model.step(f) for f in frames])
+    assert (seq - stepped).abs().max().item() <= 1e-5
+    assert seq.abs().sum() > 0
+    with pytest.raises(ValueError, match="norm"):
+        small_model("resnet_small", norm="batch")
+    from dvsapp.snn.vgg import vgg_small
+
+    with pytest.raises(ValueError, match="per-step normalisation"):
+        vgg_small(norm="none")

@@ -150,6 +150,9 @@ class ModelConfig:
     width: int = 64
     time_steps: int = 10
     neuron: dict[str, float] = field(default_factory=dict)
+    #: "default" (the family's normalisation: tdBN or BNTT) or "none" (plain convolutions,
+    #: tdBN ResNets only: the firing-rate-collapse demonstration).
+    norm: str = "default"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -160,6 +163,7 @@ class ModelConfig:
             "width": self.width,
             "time_steps": self.time_steps,
             "neuron": dict(self.neuron),
+            "norm": self.norm,
         }
 
     @classmethod
@@ -172,6 +176,7 @@ class ModelConfig:
             width=int(d["width"]),
             time_steps=int(d["time_steps"]),
             neuron={str(k): float(v) for k, v in d.get("neuron", {}).items()},
+            norm=str(d.get("norm", "default")),
         )
 
 

@@ -132,12 +132,14 @@ class TdConvBN(nn.Module):
         stride: int = 1,
         v_th: float = TDBN_NEURON_DEFAULTS["threshold"],
         alpha: float = 1.0,
+        norm: bool = True,
     ) -> None:
         super().__init__()
         self.conv = nn.Conv2d(
             in_channels, out_channels, kernel_size, stride, padding=kernel_size // 2, bias=False
         )
-        self.bn = TdBatchNorm(out_channels, v_th=v_th, alpha=alpha)
+        #: None without normalisation (``ModelConfig.norm == "none"``): a plain convolution.
+        self.bn = TdBatchNorm(out_channels, v_th=v_th, alpha=alpha) if norm else None
         # (key of the sources' data pointers and versions, folded weight, folded bias)
         self._fold_cache: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
 
@@ -147,6 +149,8 @@ class TdConvBN(nn.Module):
 
     def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(weight, bias) of conv + tdBN with the running statistics, as one conv."""
+        if self.bn is None:
+            return self.conv.weight, self.conv.bias
         if torch.is_grad_enabled() and self.conv.weight.requires_grad:
             return self.bn.fold(self.conv.weight, self.conv.bias)  # differentiable, uncached
         sources = (self.conv.weight, self.bn.weight, self.bn.bias, self.bn.running_mean,
@@ -166,28 +170,45 @@ class TdConvBN(nn.Module):
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         """``[T, B, C, H, W]``: one conv over the merged ``T*B`` batch, then tdBN."""
         x = x_seq.flatten(0, 1)
-        y = self.bn(self.conv(x)) if self.training else self._folded_conv(x)
+        if self.bn is None:
+            y = self.conv(x)
+        elif self.training:
+            y = self.bn(self.conv(x))
+        else:
+            y = self._folded_conv(x)
         return y.unflatten(0, x_seq.shape[:2])
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` with the running statistics (folded in eval mode)."""
+        if self.bn is None:
+            return self.conv(x)
         if self.training:
             return self.bn.infer(self.conv(x))
         return self._folded_conv(x)
 
 
 def conv3x3_bn(
-    in_channels: int, out_channels: int, stride: int = 1, v_th: float = 0.2, alpha: float = 1.0
+    in_channels: int,
+    out_channels: int,
+    stride: int = 1,
+    v_th: float = 0.2,
+    alpha: float = 1.0,
+    norm: bool = True,
 ) -> TdConvBN:
-    """3x3 convolution (padding 1) with tdBN."""
-    return TdConvBN(in_channels, out_channels, 3, stride, v_th, alpha)
+    """3x3 convolution (padding 1) with tdBN (or without any, ``norm=False``)."""
+    return TdConvBN(in_channels, out_channels, 3, stride, v_th, alpha, norm)
 
 
 def conv1x1_bn(
-    in_channels: int, out_channels: int, stride: int = 1, v_th: float = 0.2, alpha: float = 1.0
+    in_channels: int,
+    out_channels: int,
+    stride: int = 1,
+    v_th: float = 0.2,
+    alpha: float = 1.0,
+    norm: bool = True,
 ) -> TdConvBN:
     """1x1 convolution with tdBN (the projection shortcut)."""
-    return TdConvBN(in_channels, out_channels, 1, stride, v_th, alpha)
+    return TdConvBN(in_channels, out_channels, 1, stride, v_th, alpha, norm)
 
 
 class BasicBlock(nn.Module):
@@ -202,12 +223,13 @@ class BasicBlock(nn.Module):
         neuron: dict[str, float],
         stride: int = 1,
         downsample: TdConvBN | None = None,
+        norm: bool = True,
     ) -> None:
         super().__init__()
         v_th = neuron["threshold"]
-        self.conv1 = conv3x3_bn(inplanes, planes, stride, v_th)
+        self.conv1 = conv3x3_bn(inplanes, planes, stride, v_th, norm=norm)
         self.lif1 = TdLIF(**neuron)
-        self.conv2 = conv3x3_bn(planes, planes, 1, v_th, alpha=RESIDUAL_ALPHA)
+        self.conv2 = conv3x3_bn(planes, planes, 1, v_th, alpha=RESIDUAL_ALPHA, norm=norm)
         self.downsample = downsample
         self.lif2 = TdLIF(**neuron)
 
@@ -244,12 +266,15 @@ class TdbnResNet(SpikingModel):
     def __init__(self, config: ModelConfig) -> None:
         if config.arch not in LAYOUTS:
             raise ValueError(f"unknown tdBN ResNet arch {config.arch!r}; expected {RESNET_ARCHS}")
+        if config.norm not in ("default", "tdbn", "none"):
+            raise ValueError(f"norm must be 'default', 'tdbn' or 'none', not {config.norm!r}")
         neuron = _neuron_params(config)
         super().__init__(dataclasses.replace(config, neuron=neuron))
         layout = LAYOUTS[config.arch]
         width, v_th = config.width, neuron["threshold"]
+        self.norm = config.norm != "none"
 
-        self.conv1 = conv3x3_bn(config.in_channels, width, layout.stem_stride, v_th)
+        self.conv1 = conv3x3_bn(config.in_channels, width, layout.stem_stride, v_th, norm=self.norm)
         self.lif1 = TdLIF(**neuron)
         self.inplanes = width
         self.stage_names: tuple[str, ...] = ()
@@ -272,11 +297,13 @@ class TdbnResNet(SpikingModel):
         downsample = None
         if stride != 1 or self.inplanes != planes * BasicBlock.expansion:
             downsample = conv1x1_bn(
-                self.inplanes, planes, stride, neuron["threshold"], alpha=RESIDUAL_ALPHA
+                self.inplanes, planes, stride, neuron["threshold"], RESIDUAL_ALPHA, self.norm
             )
-        layers = [BasicBlock(self.inplanes, planes, neuron, stride, downsample)]
+        layers = [BasicBlock(self.inplanes, planes, neuron, stride, downsample, self.norm)]
         self.inplanes = planes * BasicBlock.expansion
-        layers += [BasicBlock(self.inplanes, planes, neuron) for _ in range(1, blocks)]
+        layers += [
+            BasicBlock(self.inplanes, planes, neuron, norm=self.norm) for _ in range(1, blocks)
+        ]
         return nn.Sequential(*layers)
 
     def stages(self) -> list[nn.Sequential]:

@@ -102,6 +102,8 @@ class BnttVGG(SpikingModel):
     def __init__(self, config: ModelConfig, beyond_t: str = "clamp") -> None:
         if config.arch not in _LAYOUTS:
             raise ValueError(f"unknown BNTT VGG arch {config.arch!r}; known: {VGG_ARCHS}")
+        if config.norm not in ("default", "bntt"):
+            raise ValueError(f"BNTT VGGs need their per-step normalisation (norm {config.norm!r})")
         config = replace(config, neuron=_neuron_params(config.neuron))
         super().__init__(config)
         self.beyond_t = beyond_t
