@@ -285,6 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="BNTT: exit where the mean gamma drops below GAMMA",
     )
     run.set_defaults(func=_cmd_run)
+
+    from dvsapp.synth.cli import add_parser as add_synth_parser
+
+    add_synth_parser(sub)
     return p
 
 

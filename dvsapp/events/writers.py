@@ -22,10 +22,12 @@ does not end in ``.aedat4``, so the temporary file always has that suffix.
 from __future__ import annotations
 
 import contextlib
+import datetime as _datetime
 import os
 import re
 import secrets
 import shutil
+import struct
 import tempfile
 import zipfile
 from collections import deque
@@ -219,3 +221,114 @@ def to_event_store(events: np.ndarray) -> dv.EventStore:
     rows = zip(*cols, strict=True)
     deque(map(store.push_back, rows), maxlen=0)
     return store
+
+
+# -- AEDAT 3.1 -------------------------------------------------------------------------
+#: libcaer's packet header: eventType, eventSource, eventSize, eventTSOffset, eventTSOverflow,
+#: eventCapacity, eventNumber, eventValid (little-endian; ``events/common.h``).
+_AEDAT31_PACKET = struct.Struct("<hhiiiiii")
+_AEDAT31_POLARITY = 1
+_AEDAT31_TS_BITS = 31
+_AEDAT31_SOURCE = re.compile(r"^[\x21-\x7e][\x20-\x7e]*$")
+
+
+def write_aedat31(
+    path: str | os.PathLike[str],
+    events: np.ndarray,
+    sensor_size: tuple[int, ...] = (128, 128),
+    *,
+    packet_events: int = 4096,
+    source: str = "DVS128",
+    start_time: str | None = None,
+) -> Path:
+    """Write ``events`` (fields x, y, t, p) as an AEDAT 3.1 file like the DVS128 Gesture ones.
+
+    Layout (libcaer ``events/common.h`` and ``polarity.h``): a CRLF text header
+    (``#!AER-DAT3.1``, ``#Format: RAW``, ``#Source 1: <source>``, ``#Start-Time: ...``,
+    ``#!END-HEADER``), then polarity packets of at most ``packet_events`` events: a 28-byte
+    little-endian header (type 1, source 1, size 8, tsOffset 4, tsOverflow, capacity = number =
+    valid) and per event ``uint32 data`` (bit 0 valid, bit 1 polarity ON, bits 2-16 y, bits
+    17-31 x) then ``int32 timestamp``. Times of 2^31 us and more go into ``tsOverflow`` (the full
+    time is ``tsOverflow << 31 | timestamp``); a packet never spans two overflow values. x and y
+    are stored as given (origin top-left, as our reader and SpikingJelly/tonic read them).
+
+    ``start_time`` is the ``#Start-Time`` text (cAER writes ``2017-03-30 09:41:35 (TZ+0200)``);
+    None writes the current local time, so pass a fixed one for byte-identical files. Events must
+    be time-sorted, inside the sensor, with ``0 <= t < 2^62``; else EventFileError. The file is
+    written to a temporary name and renamed over ``path`` at the end. Returns the path.
+    """
+    out = Path(path)
+    if not 2 <= len(sensor_size) <= 3:
+        raise EventFileError(out, f"cannot write: sensor size {sensor_size} is not (w, h[, 2])")
+    if isinstance(packet_events, bool) or not (
+        isinstance(packet_events, int) and packet_events >= 1
+    ):
+        raise EventFileError(out, f"cannot write: packet_events must be >= 1, not {packet_events}")
+    if not (isinstance(source, str) and _AEDAT31_SOURCE.match(source)):
+        raise EventFileError(out, f"cannot write: source {source!r} is not one printable line")
+    if start_time is None:
+        start_time = _datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S (TZ%z)")
+    if "\r" in start_time or "\n" in start_time:
+        raise EventFileError(out, "cannot write: start_time must be one line")
+    width, height = int(sensor_size[0]), int(sensor_size[1])
+    check = _Checker(out, (width, height, 2), min_t=0)
+    if width > 1 << 15 or height > 1 << 15:
+        check._fail(f"AEDAT 3.1 addresses have 15 bits; {width}x{height} is too large")
+    arr = np.asarray(events)
+    if arr.ndim != 1:
+        check._fail(f"events must be a 1-d structured array, not shape {arr.shape}")
+    ev = check(arr)
+    t = ev["t"]
+    if len(ev) and int(t[-1]) >= 1 << 62:
+        check._fail(f"timestamp {int(t[-1])} us does not fit AEDAT 3.1 (< 2^62)")
+    words = np.empty((len(ev), 2), "<u4")
+    data = ev["x"].astype(np.uint32) << np.uint32(17)
+    data |= ev["y"].astype(np.uint32) << np.uint32(2)
+    data |= ev["p"].astype(np.uint32) << np.uint32(1)
+    data |= np.uint32(1)
+    words[:, 0] = data
+    words[:, 1] = (t & ((1 << _AEDAT31_TS_BITS) - 1)).astype(np.uint32)
+    overflow = t >> _AEDAT31_TS_BITS
+    cuts = {0, len(ev), *range(0, len(ev), packet_events)}
+    cuts.update((np.flatnonzero(np.diff(overflow)) + 1).tolist())
+    edges = sorted(cuts)
+    lines = [
+        "#!AER-DAT3.1",
+        "#Format: RAW",
+        f"#Source 1: {source}",
+        f"#Start-Time: {start_time}",
+        "#!END-HEADER",
+    ]
+    head = "".join(f"{line}\r\n" for line in lines).encode("ascii")
+    with _atomic_output(out, ".aedat") as tmp, open(tmp, "wb") as f:
+        f.write(head)
+        for i in range(len(edges) - 1):
+            a, n = edges[i], edges[i + 1] - edges[i]
+            f.write(_AEDAT31_PACKET.pack(_AEDAT31_POLARITY, 1, 8, 4, int(overflow[a]), n, n, n))
+            f.write(words[a : a + n].tobytes())
+    return out
+
+
+# -- DVS128 Gesture label CSV --------------------------------------------------------------
+def write_labels_csv(path: str | os.PathLike[str], segments: Iterable[LabelSegment]) -> Path:
+    """Write labelled windows as the DVS128 Gesture ``<recording>_labels.csv``: header
+    ``class,startTime_usec,endTime_usec``, one row per segment with the 1-based class id and
+    the window in microseconds, LF line ends (as the dataset's files). Rows keep the given order.
+    Atomic like the other writers; a class outside 0..10 or an empty or negative window is an
+    EventFileError. Returns the path."""
+    from dvsapp.events.types import DVS_GESTURE_CLASSES
+
+    out = Path(path)
+    rows = ["class,startTime_usec,endTime_usec"]
+    for i, seg in enumerate(segments):
+        label, start, end = int(seg.label), int(seg.t_start_us), int(seg.t_end_us)
+        if not 0 <= label < len(DVS_GESTURE_CLASSES):
+            raise EventFileError(out, f"cannot write: segment {i} has class index {label}")
+        if start < 0 or end <= start:
+            raise EventFileError(
+                out, f"cannot write: segment {i} window [{start}, {end}) us is negative or empty"
+            )
+        rows.append(f"{label + 1},{start},{end}")
+    with _atomic_output(out, ".csv") as tmp:
+        tmp.write_bytes("".join(f"{row}\n" for row in rows).encode("ascii"))
+    return out

@@ -1,0 +1,206 @@
+"""The synthetic gesture generator: determinism, sanity of the events, and each class's motion
+as measured from the events alone (not from the generator's own trajectories)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dvsapp.errors import ConfigError
+from dvsapp.events.types import DVS_GESTURE_CLASSES, EVENT_DTYPE
+from dvsapp.synth import SENSOR_SIZE, gesture_events, synth_recording
+
+W, H = SENSOR_SIZE[0], SENSOR_SIZE[1]
+CLASS = {name: i for i, name in enumerate(DVS_GESTURE_CLASSES)}
+
+
+def rate(events: np.ndarray, duration_s: float) -> float:
+    return len(events) / duration_s
+
+
+def test_same_seed_same_events_other_seed_other_events() -> None:
+    a = gesture_events(3, seed=7, duration_s=0.4)
+    b = gesture_events(3, seed=7, duration_s=0.4)
+    c = gesture_events(3, seed=8, duration_s=0.4)
+    assert a.dtype == EVENT_DTYPE
+    assert a.tobytes() == b.tobytes()
+    assert len(a) != len(c) or a.tobytes() != c.tobytes()
+    # The class is part of the key too.
+    assert gesture_events(4, seed=7, duration_s=0.4).tobytes() != a.tobytes()
+
+
+@pytest.mark.parametrize("class_index", range(len(DVS_GESTURE_CLASSES)))
+def test_every_class_gives_sorted_events_inside_the_sensor_at_a_dvs_like_rate(
+    class_index: int,
+) -> None:
+    t0, dur = 5_000_000, 0.8
+    ev = gesture_events(class_index, seed=class_index % 4, duration_s=dur, t0_us=t0)
+    assert ev.dtype == EVENT_DTYPE
+    assert len(ev) > 0
+    assert np.all(np.diff(ev["t"]) >= 0)
+    assert ev["t"].min() >= t0 and ev["t"].max() < t0 + int(dur * 1e6)
+    assert ev["x"].min() >= 0 and ev["x"].max() < W
+    assert ev["y"].min() >= 0 and ev["y"].max() < H
+    assert 0.2 < ev["p"].mean() < 0.8  # both polarities
+    assert 3e3 < rate(ev, dur) < 2e5
+    # Events fill the whole clip, not just its start (the motion goes on).
+    halves = np.histogram(ev["t"], bins=2, range=(t0, t0 + dur * 1e6))[0]
+    assert halves.min() > 0.3 * halves.max()
+
+
+@pytest.mark.parametrize("class_index", [CLASS["hand_clapping"], CLASS["right_arm_clockwise"]])
+def test_a_still_figure_gives_only_noise_level_events(class_index: int) -> None:
+    seed, dur = 2, 0.8
+    moving = gesture_events(class_index, seed, dur)
+    still = gesture_events(class_index, seed, dur, amplitude=0.0)
+    assert rate(still, dur) < 0.2 * rate(moving, dur)
+    assert rate(still, dur) < 5e3  # about 0.1-0.3 events per pixel and second
+    # Noise is spread over the array: no pixel fires much more than the others.
+    counts = np.bincount(still["y"].astype(int) * W + still["x"], minlength=W * H)
+    assert counts.max() <= 6
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_hand_waves_happen_on_the_side_of_the_waving_arm(seed: int) -> None:
+    """The subject faces the camera: the RIGHT hand waves on the IMAGE LEFT."""
+    right = gesture_events(CLASS["right_hand_wave"], seed, 0.6)
+    left = gesture_events(CLASS["left_hand_wave"], seed, 0.6)
+    assert np.mean(right["x"] < W // 2) > 0.75
+    assert np.mean(left["x"] >= W // 2) > 0.75
+
+
+def centroid_angles(events: np.ndarray, bin_us: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
+    """Unwrapped angle (radians, counter-clockwise positive AS SEEN BY THE CAMERA, i.e. with the
+    image's y axis flipped up) of each 20 ms bin's event centroid about the clip's mean event
+    position, and the bin times (s)."""
+    t = events["t"] - events["t"][0]
+    x, y = events["x"].astype(float), events["y"].astype(float)
+    mx, my = x.mean(), y.mean()
+    idx = t // bin_us
+    counts = np.bincount(idx)
+    busy = counts > 0.5 * np.median(counts[counts > 0])
+    cx = np.bincount(idx, weights=x)[busy] / counts[busy]
+    cy = np.bincount(idx, weights=y)[busy] / counts[busy]
+    angles = np.unwrap(np.arctan2(-(cy - my), cx - mx))
+    return angles, np.flatnonzero(busy) * bin_us * 1e-6
+
+
+@pytest.mark.parametrize(
+    ("name", "clockwise", "image_side"),
+    [
+        ("right_arm_clockwise", True, "left"),
+        ("right_arm_counter_clockwise", False, "left"),
+        ("left_arm_clockwise", True, "right"),
+        ("left_arm_counter_clockwise", False, "right"),
+    ],
+)
+@pytest.mark.parametrize("seed", [0, 5])
+def test_arm_circles_turn_in_the_named_direction_as_seen_by_the_camera(
+    name: str, clockwise: bool, image_side: str, seed: int
+) -> None:
+    ev = gesture_events(CLASS[name], seed, duration_s=1.6)
+    angles, times = centroid_angles(ev)
+    slope = np.polyfit(times, angles, 1)[0]  # rad/s; counter-clockwise (camera view) positive
+    turned = angles[-1] - angles[0]
+    if clockwise:
+        assert slope < 0 and turned < -1.5 * np.pi
+    else:
+        assert slope > 0 and turned > 1.5 * np.pi
+    # Most bins advance in that direction (the centroid does not jitter back and forth).
+    steps = np.diff(angles)
+    assert np.mean(steps < 0 if clockwise else steps > 0) > 0.8
+    # The circling arm is the named one: the subject's right arm is on the image left of the
+    # body's midline (taken from the same subject's clapping, symmetric about it).
+    mid = gesture_events(CLASS["hand_clapping"], seed, duration_s=0.5)["x"].mean()
+    offset = ev["x"].mean() - mid
+    assert offset < -8 if image_side == "left" else offset > 8
+
+
+@pytest.mark.parametrize("seed", [0, 1, 3])
+def test_hand_clapping_is_symmetric_about_the_body_midline(seed: int) -> None:
+    ev = gesture_events(CLASS["hand_clapping"], seed, duration_s=1.0)
+    x = ev["x"].astype(float)
+    mid = x.mean()
+    assert abs(mid - W / 2) < 12  # the figure stands near the middle of the image
+    left, right = x[x < mid], x[x >= mid]
+    assert 0.4 < len(left) / len(x) < 0.6
+    spread_ratio = (mid - left).mean() / (right - mid).mean()
+    assert 0.75 < spread_ratio < 1.33
+    # The x histogram mirrored about the midline matches itself.
+    d = np.arange(0, 40)
+    hist = np.bincount(x.astype(int), minlength=W + 64).astype(float)
+    m = round(mid)
+    corr = np.corrcoef(hist[m + d], hist[m - d])[0, 1]
+    assert corr > 0.7
+    # Both hands move in the same rows (chest height), so the rows match too.
+    assert abs(np.median(ev["y"][x < mid]) - np.median(ev["y"][x >= mid])) < 5
+
+
+def test_air_drums_and_guitar_use_both_hands_below_the_shoulders() -> None:
+    drums = gesture_events(CLASS["air_drums"], 1, duration_s=0.8)
+    guitar = gesture_events(CLASS["air_guitar"], 1, duration_s=0.8)
+    for ev in (drums, guitar):
+        x = ev["x"].astype(float)
+        assert 0.2 < np.mean(x < x.mean()) < 0.8  # both sides active
+    # Drums: the two hands beat alternately, so the left and right event counts per 40 ms bin
+    # are anti-correlated.
+    x, t = drums["x"].astype(float), drums["t"] // 40_000
+    mid = x.mean()
+    n_left = np.bincount(t[x < mid], minlength=t.max() + 1)
+    n_right = np.bincount(t[x >= mid], minlength=t.max() + 1)
+    assert np.corrcoef(n_left, n_right)[0, 1] < -0.1
+
+
+def test_recording_holds_each_gesture_in_its_labelled_window() -> None:
+    classes = [CLASS["right_hand_wave"], CLASS["left_hand_wave"], CLASS["right_arm_clockwise"]]
+    events, labels = synth_recording(11, classes=classes, gesture_s=0.6, gap_s=0.2)
+    assert [s.label for s in labels] == classes
+    assert [s.name for s in labels] == [DVS_GESTURE_CLASSES[c] for c in classes]
+    assert [(s.t_start_us, s.t_end_us) for s in labels] == [
+        (200_000, 800_000),
+        (1_000_000, 1_600_000),
+        (1_800_000, 2_400_000),
+    ]
+    t = events["t"]
+    assert np.all(np.diff(t) >= 0) and t.min() >= 0 and t.max() < 2_600_000
+    mean_x = [events["x"][(t >= s.t_start_us) & (t < s.t_end_us)].mean() for s in labels]
+    assert mean_x[0] < W / 2 < mean_x[1]
+    # Same arguments, same recording; one figure per recording, so the same seed's clips
+    # and recording share the scene, and a different seed gives a different recording.
+    again, labels_again = synth_recording(11, classes=classes, gesture_s=0.6, gap_s=0.2)
+    assert again.tobytes() == events.tobytes() and labels_again == labels
+    other, _ = synth_recording(12, classes=classes, gesture_s=0.6, gap_s=0.2)
+    assert other.tobytes() != events.tobytes()
+
+
+def test_default_recording_has_all_eleven_classes_in_a_seed_shuffled_order() -> None:
+    orders = []
+    for seed in (0, 1):
+        events, labels = synth_recording(seed, gesture_s=0.12, gap_s=0.04)
+        assert sorted(s.label for s in labels) == list(range(11))
+        starts = [s.t_start_us for s in labels]
+        assert starts == [40_000 + i * 160_000 for i in range(11)]
+        assert events["t"].max() < 11 * 120_000 + 12 * 40_000
+        orders.append([s.label for s in labels])
+    assert orders[0] != orders[1]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: gesture_events(11, 0), "class index"),
+        (lambda: gesture_events(-1, 0), "class index"),
+        (lambda: gesture_events(0, -3), "seed"),
+        (lambda: gesture_events(0, 0, 0.0), "duration_s"),
+        (lambda: gesture_events(0, 0, float("nan")), "duration_s"),
+        (lambda: gesture_events(0, 0, 0.1, t0_us=-5), "t0_us"),
+        (lambda: gesture_events(0, 0, 0.1, amplitude=-1.0), "amplitude"),
+        (lambda: synth_recording(0, classes=[]), "at least one"),
+        (lambda: synth_recording(0, classes=[0, 12]), "class index"),
+        (lambda: synth_recording(0, gap_s=-0.1), "gap_s"),
+    ],
+)
+def test_bad_arguments_raise_one_line_config_errors(call, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        call()
+    assert "\n" not in str(info.value)
