@@ -289,6 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     from dvsapp.synth.cli import add_parser as add_synth_parser
 
     add_synth_parser(sub)
+    from dvsapp.train.cli import add_parsers as add_train_parsers
+
+    add_train_parsers(sub)
     return p
 
 

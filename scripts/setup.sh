@@ -22,7 +22,7 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     "${PIP[@]}" install "torch==$TORCH_VERSION"
 fi
 echo "setup: installing dvsapp and its dependencies" >&2
-"${PIP[@]}" install -e ".[dev,gui,camera]"
+"${PIP[@]}" install -e ".[dev,gui,camera,train]"
 # Peers for the benchmarks, without their dependencies (they ask for torchvision/torchaudio).
 "${PIP[@]}" install --no-deps "spikingjelly==2.0.0" "loguru>=0.7,<1"
 "$VENV/bin/python" - <<'PYCHECK'
