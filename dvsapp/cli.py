@@ -15,8 +15,20 @@ from pathlib import Path
 from dvsapp import __version__
 from dvsapp.errors import ConfigError, DvsappError
 
-#: The recording that plain `dvsapp` opens.
-DEFAULT_RECORDING = Path(__file__).resolve().parents[1] / "recordings" / "demo_rotating_bar.aedat4"
+_REPO = Path(__file__).resolve().parents[1]
+#: The recording that plain `dvsapp` opens: held-out synthetic gestures (AEDAT 3.1 + labels).
+DEFAULT_RECORDING = _REPO / "recordings" / "synth_seed9000000.aedat"
+#: The model the app opens with when none is given (`--model demo`: the untrained demo).
+DEFAULT_MODEL = _REPO / "models" / "resnet_small_synth.safetensors"
+
+
+def _gui_model(arg: str | None) -> Path | None:
+    """``--model``: a checkpoint path, ``demo`` (None: the untrained demo), or the default."""
+    if arg == "demo":
+        return None
+    if arg:
+        return Path(arg)
+    return DEFAULT_MODEL if DEFAULT_MODEL.is_file() else None
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -158,7 +170,7 @@ def _cmd_gui(args: argparse.Namespace) -> int:
         path = Path(args.path) if args.path is not None else DEFAULT_RECORDING
     return run_app(
         path,
-        Path(args.model) if args.model else None,
+        _gui_model(args.model),
         device=args.device,
         speed=args.speed,
         screenshot=Path(args.screenshot) if args.screenshot else None,
@@ -200,7 +212,11 @@ def build_parser() -> argparse.ArgumentParser:
         "unix:PATH, webcam:N, video:PATH (or a recording path)",
     )
     gui.add_argument(
-        "--model", default=None, metavar="CKPT", help="a .safetensors checkpoint (default: demo)"
+        "--model",
+        default=None,
+        metavar="CKPT",
+        help="a .safetensors checkpoint, or 'demo' for an untrained network "
+        "(default: models/resnet_small_synth.safetensors)",
     )
     gui.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     gui.add_argument("--speed", type=_speed, default=1.0, help="0.1 .. N, or max (default 1)")

@@ -361,8 +361,15 @@ def test_cli_train_and_evaluate(tmp_path, monkeypatch, capsys):
     argv = ["train", "--arch", "resnet_small", "--data", "synth", "--n-per-class", "4",
             "--time-steps", "4", "--bin-ms", "100", "--input-size", "16x16", "--width", "4",
             "--epochs", "1", "--batch-size", "4", "--logdir", str(tmp_path / "r"),
-            "--out", str(ckpt), *common]  # fmt: skip
+            "--neuron", "threshold=0.3", "--out", str(ckpt), *common]  # fmt: skip
     assert main(argv) == 0 and ckpt.is_file()
+    from dvsapp.snn.checkpoint import load_checkpoint
+
+    model = load_checkpoint(ckpt).model  # --neuron reached the model and its checkpoint
+    assert model.config.neuron["threshold"] == 0.3
+    assert {layer.threshold for layer in model.spiking_layers().values()} == {0.3}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--neuron", "threshold"])
     assert main(["evaluate", str(ckpt), "--data", "synth", "--n-per-class", "2",
                  "--out-dir", str(tmp_path / "e"), "--device", "cpu"]) == 0  # fmt: skip
     assert (tmp_path / "e" / "evaluation.png").is_file()

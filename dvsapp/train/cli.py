@@ -16,6 +16,16 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _neuron(text: str) -> tuple[str, float]:
+    key, sep, value = text.partition("=")
+    try:
+        if not sep or not key:
+            raise ValueError
+        return key.strip(), float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected KEY=NUMBER, got {text!r}") from None
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from dvsapp.train.loop import TrainConfig, format_seconds, train
 
@@ -27,6 +37,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         input_size=args.input_size,
         width=args.width,
         norm="none" if args.no_norm else None,
+        neuron=dict(args.neuron) if args.neuron else None,
         epochs=args.epochs if args.epochs is not None else 20,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -105,6 +116,15 @@ def add_parsers(subparsers: Any) -> None:
     tr.add_argument("--bin-ms", type=float, default=50.0, help="bin length (default 50 ms)")
     tr.add_argument("--input-size", type=_size, default=None, metavar="WxH")
     tr.add_argument("--width", type=int, default=None, help="channel width (default: arch's)")
+    tr.add_argument(
+        "--neuron",
+        type=_neuron,
+        action="append",
+        default=None,
+        metavar="KEY=VALUE",
+        help="neuron parameter, e.g. threshold=1.0 (tdBN: tau_decay, threshold, "
+        "surrogate_width; BNTT: leak, threshold, surrogate_factor); repeatable",
+    )
     tr.add_argument("--no-norm", action="store_true", help="no tdBN/BNTT (plain convolutions)")
     tr.add_argument("--epochs", type=int, default=None, help="default 20 (resume: the run's)")
     tr.add_argument("--batch-size", type=int, default=16)

@@ -60,6 +60,7 @@ class TrainConfig:
     input_size: tuple[int, int] | None = None  # None: the architecture's default
     width: int | None = None  # None: the architecture's default
     norm: str | None = None  # "none" to drop the normalisation (where ModelConfig has it)
+    neuron: dict[str, float] | None = None  # neuron parameter overrides (e.g. threshold)
     epochs: int = 20
     batch_size: int = 16
     lr: float = 1e-3
@@ -131,6 +132,8 @@ def model_config(cfg: TrainConfig, spec: DataSpec) -> ModelConfig:
         if not _model_has_norm():
             raise ConfigError("--no-norm: this version of the models has no norm option")
         over["norm"] = cfg.norm
+    if cfg.neuron:
+        over["neuron"] = {str(k): float(v) for k, v in cfg.neuron.items()}
     return default_config(cfg.arch, **over)
 
 

@@ -87,6 +87,9 @@ def test_plain_dvsapp_opens_the_gui_on_the_shipped_recording(monkeypatch) -> Non
 
     monkeypatch.setattr(app, "run_app", fake_run_app)
     assert cli.main([]) == 0
-    assert seen["recording"] == cli.DEFAULT_RECORDING and seen["checkpoint"] is None
+    assert seen["recording"] == cli.DEFAULT_RECORDING and seen["checkpoint"] == cli.DEFAULT_MODEL
+    assert cli.DEFAULT_RECORDING.is_file() and cli.DEFAULT_MODEL.is_file()
+    assert cli.main(["gui", "--model", "demo"]) == 0
+    assert seen["checkpoint"] is None
     assert cli.main(["gui", str(DEMO), "--model", "m.safetensors", "--speed", "max"]) == 0
     assert seen["checkpoint"] == Path("m.safetensors") and seen["speed"] == float("inf")

@@ -1,0 +1,319 @@
+"""Train (optionally) and certify the models shipped in models/, and the recordings in recordings/.
+
+    .venv/bin/python scripts/make_shipped_models.py --train        # ~1 h on a 2-core CPU
+    .venv/bin/python scripts/make_shipped_models.py --from DIR     # certify checkpoints in DIR
+
+For each shipped model this writes ``models/NAME.safetensors``, a model card ``models/NAME.md``
+and its machine-readable twin ``models/NAME.card.json`` (what tests/test_shipped_models.py
+checks), plus ``models/NAME_exit.png`` (accuracy against exit step).
+
+The held-out set is made of synthetic recordings with seeds never used in training (training
+clips use seeds below 10^6, validation 10^6.., the evaluation clips 2*10^6..; the held-out
+recordings 9*10^6..): ``dvsapp run`` over them gives the card's accuracy. The first one ships
+in recordings/ (AEDAT 3.1 with its labels CSV, and AEDAT4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = ROOT / "models"
+RECORDINGS = ROOT / "recordings"
+DVSAPP = [sys.executable, "-m", "dvsapp"]
+
+HELDOUT_SEEDS = [9_000_000, 9_000_001, 9_000_002, 9_000_003]
+HELDOUT = {"gesture_s": 2.0, "gap_s": 0.3}
+#: The confidence exit the cards report (as `dvsapp run --exit-threshold 0.9`).
+EXIT = ["--exit-threshold", "0.9", "--exit-consecutive", "3"]
+
+COMMON = ["--data", "synth", "--time-steps", "10", "--bin-ms", "50"]
+COMMON += ["--batch-size", "16", "--workers", "0", "--seed", "0"]
+SHIPPED: dict[str, dict[str, Any]] = {
+    "vgg_small_synth": {
+        "args": ["--arch", "vgg_small", "--input-size", "32x32", "--n-per-class", "300",
+                 "--epochs", "40"],
+        "collapsed": False,
+    },
+    "resnet_small_synth": {
+        "args": ["--arch", "resnet_small", "--input-size", "64x64", "--n-per-class", "300",
+                 "--epochs", "40"],
+        "collapsed": False,
+    },
+    # The same ResNet without normalisation (plain convolutions) and with BNTT's threshold of
+    # 1.0: nothing rescales the currents to the threshold, the deep layers never fire, the
+    # rectangle surrogate is zero far below threshold, so they never learn to.
+    "resnet_small_synth_nonorm_collapsed": {
+        "args": ["--arch", "resnet_small", "--input-size", "64x64", "--n-per-class", "100",
+                 "--epochs", "10", "--no-norm", "--neuron", "threshold=1.0"],
+        "collapsed": True,
+    },
+}  # fmt: skip
+
+
+def heldout_recordings(folder: Path) -> list[Path]:
+    """The held-out recordings (AEDAT 3.1 + labels), generated once into ``folder``."""
+    from dvsapp.synth.generate import write_recording
+
+    paths = []
+    for seed in HELDOUT_SEEDS:
+        path = folder / f"synth_seed{seed}.aedat"
+        if not path.exists():
+            write_recording(folder, path.stem, seed, formats=("aedat31",), **HELDOUT)
+        paths.append(path)
+    return paths
+
+
+def run_json(recording: Path, checkpoint: Path, *extra: str) -> dict[str, Any]:
+    """`dvsapp run --json` on the CPU; its summary line."""
+    cmd = [*DVSAPP, "run", str(recording), "--model", str(checkpoint), "--json"]
+    cmd += ["--device", "cpu", *extra]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])["summary"]
+
+
+def heldout_results(checkpoint: Path, recordings: list[Path]) -> dict[str, Any]:
+    """Accuracy over all held-out windows, mean exit step with the confidence exit, latency."""
+    plain = [run_json(r, checkpoint) for r in recordings]
+    exits = [run_json(r, checkpoint, *EXIT) for r in recordings]
+    labelled = sum(s["labelled_windows"] for s in plain)
+    correct = sum(s["correct"] for s in plain)
+    windows = sum(s["windows"] for s in exits)
+    return {
+        "seeds": HELDOUT_SEEDS,
+        **HELDOUT,
+        "windows": sum(s["windows"] for s in plain),
+        "labelled_windows": labelled,
+        "correct": correct,
+        "accuracy": correct / labelled,
+        "exit_args": EXIT,
+        "exit_correct": sum(s["correct"] for s in exits),
+        "exit_accuracy": sum(s["correct"] for s in exits) / labelled,
+        "mean_exit_step": sum(s["mean_exit_step"] * s["windows"] for s in exits) / windows,
+        "step_latency_ms": float(np.median([s["mean_step_latency_ms"] for s in plain])),
+        "realtime_factor": float(np.median([s["realtime_factor"] for s in plain])),
+    }
+
+
+def layer_rates(checkpoint: Path, recording: Path) -> dict[str, float]:
+    """Mean firing rate per spiking layer over every window of ``recording`` (CPU)."""
+    import torch
+
+    from dvsapp.binning import bin_events
+    from dvsapp.events.detect import open_reader
+    from dvsapp.runner import binning_for_recording
+    from dvsapp.snn.base import ProbeSpec
+    from dvsapp.snn.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint, torch.device("cpu"))
+    reader = open_reader(recording)
+    events = reader.read_all()
+    binning = binning_for_recording(ckpt.binning, reader.sensor_size, recording)
+    frames = torch.as_tensor(np.asarray(bin_events(events, binning).data, dtype=np.float32))
+    model = ckpt.model.eval()
+    layers = model.spiking_layers()
+    model.set_probes(ProbeSpec(spikes=False, rate=True))
+    sums = dict.fromkeys(layers, 0.0)
+    with torch.inference_mode():
+        for i, frame in enumerate(frames):
+            if i % ckpt.time_steps == 0:
+                model.reset()
+            model.step(frame[None])
+            for name, layer in layers.items():
+                sums[name] += float(layer.record.rate.mean())
+    return {name: s / len(frames) for name, s in sums.items()}
+
+
+def train(name: str, spec: dict[str, Any], work: Path) -> Path:
+    out = work / f"{name}.safetensors"
+    cmd = [*DVSAPP, "train", *COMMON, *spec["args"], "--device", "cpu"]
+    cmd += ["--logdir", str(work / "runs" / name), "--out", str(out)]
+    print("+", " ".join(cmd[2:]), flush=True)
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    (work / f"{name}.train_s").write_text(f"{time.perf_counter() - t0:.0f}\n")
+    return out
+
+
+def card_markdown(name: str, card: dict[str, Any]) -> str:
+    meta, h, ev = card["metadata"], card["heldout"], card["synth_test"]
+    cfg, b = meta["config"], meta["binning"]
+    rates = "\n".join(
+        f"| `{layer}` | {rate:.4f} |{' **silent**' if rate < card['silent_below'] else ''}"
+        for layer, rate in card["layer_rates"].items()
+    )
+    steps = "\n".join(
+        f"| {t} | {acc:.3f} |" for t, acc in enumerate(ev["accuracy_per_step"], start=1)
+    )
+    conf = "\n".join(
+        f"| {r['threshold']:.2f} | {r['accuracy']:.3f} | {r['mean_exit_step']:.2f} |"
+        for r in ev["confidence_exit"]
+    )
+    temporal = ""
+    if ev.get("temporal_exit"):
+        te = ev["temporal_exit"]
+        gammas = ", ".join(f"{g:.3f}" for g in te["mean_gamma"])
+        rows = "\n".join(
+            f"| {r['gamma']:.2f} | {r['exit_step']} | {r['accuracy']:.3f} |" for r in te["exits"]
+        )
+        temporal = f"""
+BNTT temporal exit: the learned mean gamma per step is {gammas}; the exit step is where it
+falls below the threshold (`dvsapp run --temporal-exit GAMMA`):
+
+| gamma threshold | exit step | accuracy at that step |
+|---|---|---|
+{rows}
+"""
+    train_s = card.get("train_seconds")
+    collapsed = ""
+    if card["collapsed"]:
+        collapsed = (
+            "\n> **Deliberately collapsed.** This is the same network trained without any "
+            "normalisation (`--no-norm`: plain convolutions, no tdBN). Its deep layers fall "
+            f"silent ({', '.join(f'`{x}`' for x in card['silent_layers'])}): the classifier "
+            "sees (almost) no spikes, so the prediction stays near chance. It ships for the "
+            "firing-rate debugging demo: open it in the app and watch the firing-rate panel "
+            "flag the silent layers; compare with `resnet_small_synth`.\n"
+        )
+    return f"""# {name}
+{collapsed}
+| | |
+|---|---|
+| architecture | `{meta["architecture"]}` ({meta["family"]}), width {cfg["width"]}, \
+{card["parameters"]:,} parameters, norm `{cfg.get("norm", "default")}` |
+| input | {cfg["in_channels"]}x{cfg["input_size"][1]}x{cfg["input_size"][0]} \
+(DVS128 128x128 downsampled), polarity `{b["polarity"]}` |
+| binning | {b["time_window_us"] // 1000} ms time bins, T = {meta["time_steps"]} steps \
+per window ({b["time_window_us"] * meta["time_steps"] // 1000} ms) |
+| classes | the 11 DVS128 Gesture classes |
+| trained on | {meta["trained_on"]} |
+| training | `dvsapp train {" ".join(card["train_args"])}` on a 2-vCPU AMD EPYC\
+{f", {train_s / 60:.0f} min" if train_s else ""} |
+
+**These models know synthetic gestures** (`dvsapp synth`: an articulated figure rendered and
+turned into events by the DVS pixel model), not real DVS128 Gesture recordings. See the
+README for training on the real datasets.
+
+## Held-out accuracy (`dvsapp run`)
+Synthetic recordings with seeds {h["seeds"][0]}..{h["seeds"][-1]} (never used in training;
+`dvsapp synth OUT --files {len(h["seeds"])} --seed {h["seeds"][0]} --format aedat31`), 11
+gestures of {h["gesture_s"]} s each per recording, every window of T steps from the
+recording's start, labelled by the gesture covering its midpoint:
+
+| | |
+|---|---|
+| window accuracy (end of window) | **{h["accuracy"]:.3f}** \
+({h["correct"]}/{h["labelled_windows"]} windows) |
+| with the confidence exit `{" ".join(h["exit_args"])}` | accuracy {h["exit_accuracy"]:.3f}, \
+mean exit step {h["mean_exit_step"]:.2f} of {meta["time_steps"]} |
+| step latency (batch 1, CPU, 2-vCPU AMD EPYC) | {h["step_latency_ms"]:.2f} ms \
+({h["realtime_factor"]:.1f}x real time) |
+
+## Accuracy against exit step (`dvsapp evaluate --data synth`)
+{ev["clips"]} clips from the test seeds (2,000,000..), one fixed window each; the prediction
+after t steps is the mean of the outputs so far.
+
+| step | accuracy |
+|---|---|
+{steps}
+
+Confidence exit (top-class probability above the threshold; first step it holds):
+
+| threshold | accuracy at exit | mean exit step |
+|---|---|---|
+{conf}
+{temporal}
+![accuracy against exit step]({name}_exit.png)
+
+## Firing rates
+Mean fraction of neurons spiking per step, over every window of
+`recordings/synth_seed{h["seeds"][0]}.aedat`:
+
+| layer | rate |
+|---|---|
+{rates}
+"""
+
+
+def certify(name: str, spec: dict[str, Any], ckpt: Path, recordings: list[Path]) -> None:
+    import torch
+
+    from dvsapp.snn.checkpoint import inspect_checkpoint, load_checkpoint
+    from dvsapp.train.evaluate import evaluate_checkpoint
+
+    target = MODELS / f"{name}.safetensors"
+    if ckpt.resolve() != target.resolve():
+        shutil.copyfile(ckpt, target)
+    meta = inspect_checkpoint(target)
+    model = load_checkpoint(target, torch.device("cpu")).model
+    held = heldout_results(target, recordings)
+    report = evaluate_checkpoint(
+        target, "synth", out_dir=ckpt.parent / f"{name}_eval", device="cpu", n_per_class=20
+    )
+    shutil.copyfile(ckpt.parent / f"{name}_eval" / Path(report["files"][1]).name,
+                    MODELS / f"{name}_exit.png")  # fmt: skip
+    rates = layer_rates(target, recordings[0])
+    silent_below = 1e-3
+    train_s_file = ckpt.parent / f"{name}.train_s"
+    card = {
+        "name": name,
+        "checkpoint": target.name,
+        "collapsed": spec["collapsed"],
+        "train_args": [*COMMON, *spec["args"]],
+        "train_seconds": float(train_s_file.read_text()) if train_s_file.exists() else None,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "heldout": held,
+        "synth_test": {
+            "clips": int(report["samples"]),
+            "accuracy_per_step": report["accuracy_per_step"],
+            "confidence_exit": report["confidence_exit"],
+            "temporal_exit": report["temporal_exit"],
+        },
+        "layer_rates": rates,
+        "silent_below": silent_below,
+        "silent_layers": [k for k, v in rates.items() if v < silent_below],
+        "metadata": {k: meta[k] for k in ("architecture", "family", "config", "binning",
+                                           "time_steps", "trained_on", "metrics")},
+    }  # fmt: skip
+    (MODELS / f"{name}.card.json").write_text(json.dumps(card, indent=1) + "\n")
+    (MODELS / f"{name}.md").write_text(card_markdown(name, card))
+    print(f"{name}: held-out accuracy {held['accuracy']:.3f}, silent {card['silent_layers']}")
+
+
+def ship_recordings(recordings: list[Path]) -> None:
+    """The first held-out recording in both formats (AEDAT4 regenerated from the same seed)."""
+    from dvsapp.synth.generate import write_recording
+
+    first = recordings[0]
+    write_recording(RECORDINGS, first.stem, HELDOUT_SEEDS[0], **HELDOUT)
+    assert (RECORDINGS / first.name).read_bytes() == first.read_bytes()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--train", action="store_true", help="train the models first")
+    ap.add_argument("--from", dest="src", type=Path, default=Path("/tmp/dvsapp_ship"))
+    ap.add_argument("--only", nargs="*", default=None, help="model names")
+    a = ap.parse_args()
+    a.src.mkdir(parents=True, exist_ok=True)
+    MODELS.mkdir(exist_ok=True)
+    recordings = heldout_recordings(a.src / "heldout")
+    ship_recordings(recordings)
+    for name, spec in SHIPPED.items():
+        if a.only and name not in a.only:
+            continue
+        ckpt = train(name, spec, a.src) if a.train else a.src / f"{name}.safetensors"
+        certify(name, spec, ckpt, recordings)
+
+
+if __name__ == "__main__":
+    main()
