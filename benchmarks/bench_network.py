@@ -43,8 +43,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def measure(kind: str, packets: int, size: int, interval: float, poll_ms: float) -> np.ndarray:
-    """Per-packet latencies in ms over one run against a fresh writer process."""
+def start_writer(
+    kind: str, packets: int, size: int, interval: float
+) -> tuple[NetworkSource, subprocess.Popen, Path]:
+    """A wall-clock writer process on a fresh address, and a NetworkSource for it."""
     tmp = Path(tempfile.mkdtemp(prefix="dvsnet"))
     if kind == "tcp":
         port = free_port()
@@ -58,11 +60,21 @@ def measure(kind: str, packets: int, size: int, interval: float, poll_ms: float)
     proc = subprocess.Popen(
         [sys.executable, str(WRITER), address, *args], stdout=subprocess.PIPE, text=True
     )
+    return src, proc, tmp
+
+
+def wait_ready(kind: str, proc: subprocess.Popen) -> None:
+    ready, _, _ = select.select([proc.stdout], [], [], 20.0)
+    if not ready or proc.stdout is None or proc.stdout.readline().strip() != "READY":
+        raise SystemExit(f"{kind}: the writer did not start")
+
+
+def measure(kind: str, packets: int, size: int, interval: float, poll_ms: float) -> np.ndarray:
+    """Per-packet latencies in ms over one run against a fresh writer process."""
+    src, proc, tmp = start_writer(kind, packets, size, interval)
     lat: list[float] = []
     try:
-        ready, _, _ = select.select([proc.stdout], [], [], 20.0)
-        if not ready or proc.stdout is None or proc.stdout.readline().strip() != "READY":
-            raise SystemExit(f"{kind}: the writer did not start")
+        wait_ready(kind, proc)
         src.start()
         deadline = time.monotonic() + 10.0 + packets * interval * 2
         got = 0
@@ -99,19 +111,7 @@ def measure_pipeline(
     # the source's reader thread and this consumer need one turns 1 ms steps into 100 ms.
     torch.set_num_threads(max(1, (os.cpu_count() or 1) - 1))
 
-    tmp = Path(tempfile.mkdtemp(prefix="dvsnet"))
-    if kind == "tcp":
-        port = free_port()
-        address = f"tcp:127.0.0.1:{port}"
-        src = NetworkSource.tcp("127.0.0.1", port, start_wait_s=5.0)
-    else:
-        address = f"unix:{tmp / 'dv.sock'}"
-        src = NetworkSource.unix(tmp / "dv.sock", start_wait_s=5.0)
-    args = ["--wall-clock", "--batches", str(packets), "--batch-size", str(size)]
-    args += ["--interval", str(interval)]
-    proc = subprocess.Popen(
-        [sys.executable, str(WRITER), address, *args], stdout=subprocess.PIPE, text=True
-    )
+    src, proc, tmp = start_writer(kind, packets, size, interval)
     settings = PipelineSettings(
         checkpoint=None if model is None else Path(model),
         device="cpu",
@@ -122,9 +122,7 @@ def measure_pipeline(
     pipe = Pipeline(settings, mailbox)
     lat: list[float] = []
     try:
-        ready, _, _ = select.select([proc.stdout], [], [], 20.0)
-        if not ready or proc.stdout is None or proc.stdout.readline().strip() != "READY":
-            raise SystemExit(f"{kind}: the writer did not start")
+        wait_ready(kind, proc)
         pipe.start()
         pipe.open_source(src)
         deadline = time.monotonic() + 15.0 + packets * interval * 2
