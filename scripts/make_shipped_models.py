@@ -165,20 +165,38 @@ def card_markdown(name: str, card: dict[str, Any]) -> str:
         rows = "\n".join(
             f"| {r['gamma']:.2f} | {r['exit_step']} | {r['accuracy']:.3f} |" for r in te["exits"]
         )
+        fired = any(r["exit_step"] < len(te["mean_gamma"]) for r in te["exits"])
+        verdict = (
+            ""
+            if fired
+            else " Here the mean gamma does not fall with t (training on 10 steps, it rose "
+            "after the first steps), so the temporal exit never fires before step T: this "
+            "model's early exit is the confidence exit above."
+        )
         temporal = f"""
-BNTT temporal exit: the learned mean gamma per step is {gammas}; the exit step is where it
-falls below the threshold (`dvsapp run --temporal-exit GAMMA`):
+BNTT temporal exit (`dvsapp run --temporal-exit GAMMA`): the exit step is where the learned
+mean gamma per step falls below the threshold. The mean gamma per step is {gammas}.{verdict}
 
 | gamma threshold | exit step | accuracy at that step |
 |---|---|---|
 {rows}
 """
+    args = card["train_args"]
+    n = int(args[args.index("--n-per-class") + 1])
+    data = (
+        f"synthetic gestures (`dvsapp synth`'s generator): {n} clips of 2 s per class for "
+        f"training (seeds 0..{n - 1}), {max(1, n // 4)} per class for validation (seeds "
+        "1,000,000..); a random window of T bins per clip and epoch"
+    )
     train_s = card.get("train_seconds")
     collapsed = ""
     if card["collapsed"]:
         collapsed = (
             "\n> **Deliberately collapsed.** This is the same network trained without any "
-            "normalisation (`--no-norm`: plain convolutions, no tdBN). Its deep layers fall "
+            "normalisation (`--no-norm`: plain convolutions, no tdBN) and with BNTT's threshold "
+            "of 1.0 (`--neuron threshold=1.0`). Nothing rescales the input currents to the "
+            "threshold, so the deep layers never fire, and the rectangle surrogate gradient is "
+            "zero that far below threshold, so they never learn to. Its deep layers are "
             f"silent ({', '.join(f'`{x}`' for x in card['silent_layers'])}): the classifier "
             "sees (almost) no spikes, so the prediction stays near chance. It ships for the "
             "firing-rate debugging demo: open it in the app and watch the firing-rate panel "
@@ -195,7 +213,7 @@ falls below the threshold (`dvsapp run --temporal-exit GAMMA`):
 | binning | {b["time_window_us"] // 1000} ms time bins, T = {meta["time_steps"]} steps \
 per window ({b["time_window_us"] * meta["time_steps"] // 1000} ms) |
 | classes | the 11 DVS128 Gesture classes |
-| trained on | {meta["trained_on"]} |
+| data | {data} |
 | training | `dvsapp train {" ".join(card["train_args"])}` on a 2-vCPU AMD EPYC\
 {f", {train_s / 60:.0f} min" if train_s else ""} |
 

@@ -378,8 +378,11 @@ def test_cli_train_and_evaluate(tmp_path, monkeypatch, capsys):
     assert main(["train", "--data", f"dvsgesture:{tmp_path / 'no'}", *common]) == 2
     assert main(["train", "--resume", str(tmp_path / "no"), *common]) == 2
     assert main(["evaluate", str(ckpt), "--data", "cifar10dvs:/nonexistent"]) == 2
+    nope = tmp_path / "nope"
+    assert main(["train", "--arch", "bogus", "--logdir", str(nope), *common]) == 2
+    assert not nope.exists()  # a bad arch fails before the run folder is made
     lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("dvsapp:")]
-    assert len(lines) == 4, lines
+    assert len(lines) == 5, lines
 
 
 def test_tonic_samples_become_our_events_and_windows():

@@ -469,6 +469,13 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, generator: Any 
     tb = None
     try:
         spec = parse_data_spec(cfg.data)
+        if resume is None and not cfg.iir:  # a bad arch or override fails before any file
+            from dvsapp.snn.registry import build_model
+
+            mc = model_config(cfg, spec)
+            binning = make_binning(cfg, spec, mc)
+            torch.manual_seed(cfg.seed)
+            model = build_model(mc)
         run_dir = Path(cfg.logdir) if cfg.logdir else default_run_dir(cfg)
         if info.is_main:
             from dvsapp.train.logging import TensorBoardLogger
@@ -485,13 +492,6 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, generator: Any 
             ck = load_checkpoint(Path(resume) / rs.MODEL_FILE)
             model, binning = ck.model, ck.binning
             model.train()
-        else:
-            mc = model_config(cfg, spec)
-            binning = make_binning(cfg, spec, mc)
-            torch.manual_seed(cfg.seed)
-            from dvsapp.snn.registry import build_model
-
-            model = build_model(mc)
         T = model.config.time_steps
         datasets = _datasets(cfg, spec, binning, T, info, generator)
         stage = Stage(
