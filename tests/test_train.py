@@ -370,6 +370,10 @@ def test_cli_train_and_evaluate(tmp_path, monkeypatch, capsys):
     assert {layer.threshold for layer in model.spiking_layers().values()} == {0.3}
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--neuron", "threshold"])
+    capsys.readouterr()
+    again = [*argv[: argv.index("--out")], "--out", str(tmp_path / "c2.safetensors"), *common]
+    assert main([*again, "--init", str(ckpt), "--logdir", str(tmp_path / "r2")]) == 0
+    assert f"initialised from {ckpt}" in capsys.readouterr().err
     assert main(["evaluate", str(ckpt), "--data", "synth", "--n-per-class", "2",
                  "--out-dir", str(tmp_path / "e"), "--device", "cpu"]) == 0  # fmt: skip
     assert (tmp_path / "e" / "evaluation.png").is_file()
@@ -411,3 +415,33 @@ def test_tonic_samples_become_our_events_and_windows():
     x, y = ds[0]
     assert y == 1 and x.shape == (4, 2, 16, 16)
     assert x.sum() == ((ev["t"] >= ev["t"][0]) & (ev["t"] < ev["t"][0] + 400_000)).sum()
+
+
+def test_init_copies_matching_tensors_from_the_shipped_models():
+    """--init: fine-tune the shipped synthetic-gesture models to another task or T."""
+    from pathlib import Path
+
+    from dvsapp.snn.checkpoint import load_checkpoint
+    from dvsapp.snn.registry import build_model, default_config
+    from dvsapp.train.init import init_from_checkpoint
+
+    models = Path(__file__).resolve().parents[1] / "models"
+    resnet = models / "resnet_small_synth.safetensors"
+    shipped = load_checkpoint(resnet).model.state_dict()
+    five = build_model(default_config("resnet_small", num_classes=5, time_steps=10))
+    kept = init_from_checkpoint(five, resnet)
+    assert kept == ["fc.weight", "fc.bias"]  # only the classifier differs
+    for name, tensor in five.state_dict().items():
+        if name not in kept:
+            assert torch.equal(tensor, shipped[name]), name
+
+    vgg = models / "vgg_small_synth.safetensors"
+    tables = load_checkpoint(vgg).model.state_dict()
+    short = build_model(default_config("vgg_small", input_size=(32, 32), time_steps=6))
+    assert init_from_checkpoint(short, vgg) == []
+    gamma = "features.0.bntt.weight"
+    assert torch.equal(short.state_dict()[gamma], tables[gamma][:6])  # the first 6 steps
+    long = build_model(default_config("vgg_small", input_size=(32, 32), time_steps=12))
+    assert gamma in init_from_checkpoint(long, vgg)  # no tables for steps 11-12: fresh
+    with pytest.raises(ConfigError, match="needs a vgg_small checkpoint"):
+        init_from_checkpoint(short, resnet)

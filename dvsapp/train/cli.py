@@ -38,6 +38,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         width=args.width,
         norm="none" if args.no_norm else None,
         neuron=dict(args.neuron) if args.neuron else None,
+        init=args.init,
         epochs=args.epochs if args.epochs is not None else 20,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -124,6 +125,12 @@ def add_parsers(subparsers: Any) -> None:
         metavar="KEY=VALUE",
         help="neuron parameter, e.g. threshold=1.0 (tdBN: tau_decay, threshold, "
         "surrogate_width; BNTT: leak, threshold, surrogate_factor); repeatable",
+    )
+    tr.add_argument(
+        "--init",
+        default=None,
+        metavar="CKPT",
+        help="start from this checkpoint's weights (same arch; fine-tuning)",
     )
     tr.add_argument("--no-norm", action="store_true", help="no tdBN/BNTT (plain convolutions)")
     tr.add_argument("--epochs", type=int, default=None, help="default 20 (resume: the run's)")

@@ -81,6 +81,7 @@ def run_iir(
         Stage,
         TrainResult,
         _datasets,
+        _init_from,
         make_binning,
         model_config,
         run_stage,
@@ -93,6 +94,8 @@ def run_iir(
     window_us = mc.time_steps * binning0.time_window_us
     torch.manual_seed(cfg.seed)
     model: SpikingModel = build_model(mc)
+    if cfg.init:
+        _init_from(model, cfg.init, info.is_main)
     stages: list[dict[str, Any]] = []
     epoch0 = 0
     last: Stage | None = None

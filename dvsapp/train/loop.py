@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +62,7 @@ class TrainConfig:
     width: int | None = None  # None: the architecture's default
     norm: str | None = None  # "none" to drop the normalisation (where ModelConfig has it)
     neuron: dict[str, float] | None = None  # neuron parameter overrides (e.g. threshold)
+    init: str | None = None  # start from this checkpoint's matching tensors (fine-tuning)
     epochs: int = 20
     batch_size: int = 16
     lr: float = 1e-3
@@ -155,6 +157,16 @@ def _check(cfg: TrainConfig) -> None:
         raise ConfigError(f"--optimizer must be adamw or sgd, got {cfg.optimizer!r}")
     if not cfg.lr > 0:
         raise ConfigError(f"--lr must be > 0, got {cfg.lr}")
+
+
+def _init_from(model: SpikingModel, path: str, verbose: bool) -> None:
+    """--init: the checkpoint's matching tensors; says which ones kept their fresh values."""
+    from dvsapp.train.init import init_from_checkpoint
+
+    kept = init_from_checkpoint(model, path)
+    if verbose:
+        note = f"; freshly initialised: {', '.join(kept)}" if kept else ""
+        print(f"initialised from {path}{note}", file=sys.stderr)
 
 
 def make_optimizer(cfg: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -476,6 +488,8 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, generator: Any 
             binning = make_binning(cfg, spec, mc)
             torch.manual_seed(cfg.seed)
             model = build_model(mc)
+            if cfg.init:
+                _init_from(model, cfg.init, info.is_main)
         run_dir = Path(cfg.logdir) if cfg.logdir else default_run_dir(cfg)
         if info.is_main:
             from dvsapp.train.logging import TensorBoardLogger
