@@ -22,3 +22,5 @@ bench: setup
 	$(PY) benchmarks/bench_binner.py
 	$(PY) benchmarks/bench_step.py
 	QT_QPA_PLATFORM=offscreen $(PY) benchmarks/bench_gui.py
+	$(PY) benchmarks/bench_emulator.py
+	$(PY) benchmarks/bench_network.py

@@ -9,8 +9,8 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parents[1] / "dvsapp"
 QT_MODULES = ("PySide6", "PyQt5", "PyQt6", "shiboken6", "pyqtgraph", "qtpy")
-#: Core packages that must not reach up into the app layers.
-CORE = ("events", "binning", "snn")
+#: Core packages (and the training / synthetic-data layers) that must not reach up into the app.
+CORE = ("events", "binning", "snn", "synth", "train")
 UPPER = ("dvsapp.gui", "dvsapp.pipeline", "dvsapp.cli", "dvsapp.headless")
 
 
