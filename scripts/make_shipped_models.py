@@ -105,32 +105,20 @@ def heldout_results(checkpoint: Path, recordings: list[Path]) -> dict[str, Any]:
 
 
 def layer_rates(checkpoint: Path, recording: Path) -> dict[str, float]:
-    """Mean firing rate per spiking layer over every window of ``recording`` (CPU)."""
-    import torch
-
+    """Mean firing rate per spiking layer over every window of ``recording`` (CPU), as the
+    app's stepper measures them."""
     from dvsapp.binning import bin_events
     from dvsapp.events.detect import open_reader
     from dvsapp.runner import binning_for_recording
-    from dvsapp.snn.base import ProbeSpec
     from dvsapp.snn.checkpoint import load_checkpoint
+    from dvsapp.snn.stepper import Stepper
 
-    ckpt = load_checkpoint(checkpoint, torch.device("cpu"))
+    ckpt = load_checkpoint(checkpoint, "cpu")
     reader = open_reader(recording)
-    events = reader.read_all()
     binning = binning_for_recording(ckpt.binning, reader.sensor_size, recording)
-    frames = torch.as_tensor(np.asarray(bin_events(events, binning).data, dtype=np.float32))
-    model = ckpt.model.eval()
-    layers = model.spiking_layers()
-    model.set_probes(ProbeSpec(spikes=False, rate=True))
-    sums = dict.fromkeys(layers, 0.0)
-    with torch.inference_mode():
-        for i, frame in enumerate(frames):
-            if i % ckpt.time_steps == 0:
-                model.reset()
-            model.step(frame[None])
-            for name, layer in layers.items():
-                sums[name] += float(layer.record.rate.mean())
-    return {name: s / len(frames) for name, s in sums.items()}
+    records = Stepper(ckpt.model, "cpu").push_frames(bin_events(reader.read_all(), binning))
+    mean = np.mean([r.rates for r in records], axis=0)
+    return dict(zip(records[0].layer_names, mean.tolist(), strict=True))
 
 
 def train(name: str, spec: dict[str, Any], work: Path) -> Path:
