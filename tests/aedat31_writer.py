@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +185,24 @@ def write_large(path: str | Path, n_events: int, per_packet: int = 4096, seed: i
         e = ev[m:]
         packets.append(polarity_packet(e["x"], e["y"], e["t"], e["p"]))
     return write_file(path, packets)
+
+
+def spikingjelly_load_aedat_v3() -> Callable[..., dict]:
+    """SpikingJelly's own ``load_aedat_v3``, compiled from its installed source (importing
+    ``spikingjelly.datasets`` needs torchvision, loguru and matplotlib, not installed): the
+    independent AEDAT 3.1 decoder our reader and writer are checked against."""
+    import ast
+    import importlib.util
+    from typing import Union
+
+    import pytest
+
+    spec = importlib.util.find_spec("spikingjelly")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("spikingjelly is not installed")
+    source = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "utils.py"
+    tree = ast.parse(source.read_text())
+    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "load_aedat_v3")
+    namespace = {"struct": struct, "np": np, "Union": Union, "Path": Path}
+    exec(compile(ast.Module([fn], []), str(source), "exec"), namespace)
+    return namespace["load_aedat_v3"]

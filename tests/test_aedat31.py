@@ -3,11 +3,8 @@ malformed files, and a cross-check with SpikingJelly's own ``load_aedat_v3``."""
 
 from __future__ import annotations
 
-import ast
-import importlib.util
 import struct
 from pathlib import Path
-from typing import Union
 
 import aedat31_writer as w
 import numpy as np
@@ -402,22 +399,8 @@ def test_backwards_time_is_an_error(tmp_path: Path) -> None:
 
 
 # -- cross-check with SpikingJelly's loader ----------------------------------------------------
-def spikingjelly_load_aedat_v3():
-    """SpikingJelly's own ``load_aedat_v3``, compiled from its installed source: importing
-    ``spikingjelly.datasets`` needs torchvision, loguru and matplotlib, which we do not install."""
-    spec = importlib.util.find_spec("spikingjelly")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("spikingjelly is not installed")
-    source = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "utils.py"
-    tree = ast.parse(source.read_text())
-    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "load_aedat_v3")
-    namespace = {"struct": struct, "np": np, "Union": Union, "Path": Path}
-    exec(compile(ast.Module([fn], []), str(source), "exec"), namespace)
-    return namespace["load_aedat_v3"]
-
-
 def test_matches_spikingjelly_load_aedat_v3(tmp_path: Path) -> None:
-    load_aedat_v3 = spikingjelly_load_aedat_v3()
+    load_aedat_v3 = w.spikingjelly_load_aedat_v3()
     # SpikingJelly ignores the valid bit and reads all eventCapacity slots, so every event
     # here is valid and capacity == number; it does skip non-polarity packets by type.
     events = w.random_events(3000, seed=9, t0=(1 << 31) - 3000)

@@ -4,11 +4,7 @@ decoders, ``write_recording`` read back through the readers, and the ``synth`` C
 from __future__ import annotations
 
 import argparse
-import ast
-import importlib.util
-import struct
 from pathlib import Path
-from typing import Union
 
 import aedat31_writer as w
 import numpy as np
@@ -44,20 +40,6 @@ def overflowing_events() -> np.ndarray:
     return np.concatenate(parts)
 
 
-def spikingjelly_load_aedat_v3():
-    """SpikingJelly's own ``load_aedat_v3``, compiled from its installed source (importing
-    ``spikingjelly.datasets`` needs torchvision, loguru and matplotlib, not installed)."""
-    spec = importlib.util.find_spec("spikingjelly")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("spikingjelly is not installed")
-    source = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "utils.py"
-    tree = ast.parse(source.read_text())
-    fn = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "load_aedat_v3")
-    namespace = {"struct": struct, "np": np, "Union": Union, "Path": Path}
-    exec(compile(ast.Module([fn], []), str(source), "exec"), namespace)
-    return namespace["load_aedat_v3"]
-
-
 # -- write_aedat31 ----------------------------------------------------------------------------
 def test_aedat31_bytes_equal_the_independent_libcaer_spec_writer(tmp_path: Path) -> None:
     events = overflowing_events()
@@ -85,7 +67,7 @@ def test_aedat31_round_trips_through_our_reader_with_overflowing_times(tmp_path:
 
 
 def test_aedat31_matches_spikingjelly_load_aedat_v3(tmp_path: Path) -> None:
-    load_aedat_v3 = spikingjelly_load_aedat_v3()
+    load_aedat_v3 = w.spikingjelly_load_aedat_v3()
     events = overflowing_events()
     path = write_aedat31(tmp_path / "sj.aedat", events, packet_events=1000)
     theirs = load_aedat_v3(str(path))
