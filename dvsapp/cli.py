@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dvsapp import __version__
+from dvsapp.argtypes import size
 from dvsapp.errors import ConfigError, DvsappError
 
 _REPO = Path(__file__).resolve().parents[1]
@@ -179,14 +180,6 @@ def _cmd_gui(args: argparse.Namespace) -> int:
     )
 
 
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
-    return w, h
-
-
 def _speed(text: str) -> float:
     if text.lower() in ("max", "inf", "fastest"):
         return float("inf")
@@ -255,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--speed", type=_speed, default=1.0, help="0.1 .. N, or max (default 1)")
     play.add_argument("--loop", action="store_true")
     play.add_argument("--bin-us", type=int, default=10_000, help="time bin (default 10000 us)")
-    play.add_argument("--input-size", type=_size, default=None, help="downsample to WxH")
+    play.add_argument("--input-size", type=size, default=None, help="downsample to WxH")
     play.add_argument("--duration", type=float, default=None, help="stop after S wall seconds")
     play.set_defaults(func=_cmd_play)
 

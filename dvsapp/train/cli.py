@@ -5,15 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from dvsapp.argtypes import size
 from dvsapp.errors import ConfigError
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
-    return w, h
 
 
 def _neuron(text: str) -> tuple[str, float]:
@@ -115,7 +108,7 @@ def add_parsers(subparsers: Any) -> None:
     tr.add_argument("--cache-dir", default=None, help="synth cache (~/.cache/dvsapp/synth)")
     tr.add_argument("--time-steps", type=int, default=None, metavar="T", help="default: arch's")
     tr.add_argument("--bin-ms", type=float, default=50.0, help="bin length (default 50 ms)")
-    tr.add_argument("--input-size", type=_size, default=None, metavar="WxH")
+    tr.add_argument("--input-size", type=size, default=None, metavar="WxH")
     tr.add_argument("--width", type=int, default=None, help="channel width (default: arch's)")
     tr.add_argument(
         "--neuron",

@@ -1,0 +1,14 @@
+"""argparse value types shared by the ``dvsapp`` subcommands (no heavy imports)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def size(text: str) -> tuple[int, int]:
+    """``WIDTHxHEIGHT`` (e.g. ``64x64``) as ``(width, height)``."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
+    return w, h
