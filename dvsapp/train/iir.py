@@ -44,24 +44,15 @@ def stage_steps(t0: int, target: int, step: int = 1) -> list[int]:
 def shrink_model(model: SpikingModel, time_steps: int) -> SpikingModel:
     """A copy of ``model`` built for ``time_steps`` steps: the same weights; BNTT keeps the
     first ``time_steps`` per-step BN tables."""
-    from dvsapp.snn.bntt import BnttNorm
     from dvsapp.snn.registry import build_model
+    from dvsapp.train.init import copy_matching
 
     if time_steps > model.config.time_steps:
         raise ConfigError(f"IIR shrinks T; {model.config.time_steps} -> {time_steps} grows it")
     new = build_model(dataclasses.replace(model.config, time_steps=time_steps))
-    per_step = {n for n, m in new.named_modules() if isinstance(m, BnttNorm)}
-    src = model.state_dict()
-    state = {}
-    for key, target in new.state_dict().items():
-        value = src[key]
-        if key.rpartition(".")[0] in per_step and value.shape != target.shape:
-            value = value[:time_steps]
-        if value.shape != target.shape:
-            raise ConfigError(f"IIR: {key} has shape {tuple(value.shape)}, expected "
-                              f"{tuple(target.shape)}")  # fmt: skip
-        state[key] = value.detach().clone()
-    new.load_state_dict(state)
+    kept = copy_matching(new, model.state_dict())
+    if kept:
+        raise ConfigError(f"IIR: no matching tensor for {', '.join(kept)}")
     return new.to(next(model.parameters()).device)
 
 
