@@ -170,19 +170,14 @@ class TdConvBN(nn.Module):
     def forward(self, x_seq: torch.Tensor) -> torch.Tensor:
         """``[T, B, C, H, W]``: one conv over the merged ``T*B`` batch, then tdBN."""
         x = x_seq.flatten(0, 1)
-        if self.bn is None:
-            y = self.conv(x)
-        elif self.training:
-            y = self.bn(self.conv(x))
-        else:
-            y = self._folded_conv(x)
+        # In eval, or without normalisation (folded() is then the conv itself): one conv.
+        norm = self.training and self.bn is not None
+        y = self.bn(self.conv(x)) if norm else self._folded_conv(x)
         return y.unflatten(0, x_seq.shape[:2])
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, C, H, W]`` with the running statistics (folded in eval mode)."""
-        if self.bn is None:
-            return self.conv(x)
-        if self.training:
+        if self.training and self.bn is not None:
             return self.bn.infer(self.conv(x))
         return self._folded_conv(x)
 
