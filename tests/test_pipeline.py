@@ -353,6 +353,22 @@ def test_loop_after_an_early_seek_keeps_time_moving_forwards(
     assert frames[wrap].true_name == "b"
 
 
+def test_duration_is_known_before_the_first_pass_ends(recording: Path, checkpoint: Path) -> None:
+    """A paused replay learns its length from the background scan, so the GUI can seek at
+    once; nothing was played, and a seek to near the end lands there."""
+    t = _events()["t"]
+    with _running(_settings(recording, checkpoint, speed=1.0), paused=True) as pipe:
+        assert _wait_for(lambda: pipe.stats().duration_us is not None)
+        stats = pipe.stats()
+        assert stats.duration_us == int(t[-1] - t[0]) and stats.t_first_us == int(t[0])
+        assert stats.steps == 0 and pipe.mailbox.drain() == []
+        target = int(t[0]) + int(0.9 * stats.duration_us)
+        pipe.seek(target)
+        pipe.step_once()
+        (f,) = _collect(pipe.mailbox, 1)
+        assert f.recording_t_us == int(t[t >= target][0])
+
+
 def test_speed_change_from_inf_keeps_real_time_pace(tmp_path: Path, checkpoint: Path) -> None:
     rec = tmp_path / "long.npz"
     write_npz(rec, [_events(30_000, span=6_000_000)], SENSOR)  # 6 s: never reaches the end

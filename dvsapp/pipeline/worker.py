@@ -36,6 +36,7 @@ import torch
 
 from dvsapp.binning import Frames
 from dvsapp.events.sources import EventSource, ReplaySource, SourceState
+from dvsapp.events.span import SpanScan
 from dvsapp.pipeline.loading import (
     DEFAULT_SENSOR,
     Chain,
@@ -146,11 +147,12 @@ class Worker:
         self._epoch = 0
         self._period: int | None = None  # a loop pass's length in stream time, once known
         self._duration: int | None = None
+        self._span: SpanScan | None = None  # scans a file for its length, so seek works early
         self._position: int | None = None  # end of the last step, recording clock
         self._last_t: int | None = None  # last delivered event, stream clock
         self._last_wall = 0.0
         self._published = 0.0
-        self._shown = ("", "")
+        self._shown: tuple[str, str, int | None] = ("", "", None)
 
     # -- the loop ----------------------------------------------------------------------
     def run(self) -> None:
@@ -315,6 +317,8 @@ class Worker:
             rec.source.stop()
             raise
         self._rec = rec
+        if rec.replay is not None and rec.path is not None:
+            self._span = SpanScan(rec.path)
 
     def _prime(self, replay: ReplaySource) -> np.ndarray:
         """Read the first event now (pushed when the chain is built), then pause if paused.
@@ -330,6 +334,9 @@ class Worker:
 
     def _close_source(self) -> None:
         rec, self._rec = self._rec, None
+        if self._span is not None:
+            self._span.cancel()
+            self._span = None
         self._chunks.clear()
         self._primer = None
         if rec is not None:
@@ -647,14 +654,14 @@ class Worker:
 
     # -- stats -------------------------------------------------------------------------
     def _publish(self, force: bool = False) -> None:
-        """Publish stats every STATS_EVERY_S (at once when ``force``); a change of state or
-        message wakes the GUI."""
+        """Publish stats every STATS_EVERY_S (at once when ``force``); a change of state,
+        message or known duration wakes the GUI."""
         now = time.monotonic()
         if not force and now - self._published < STATS_EVERY_S:
             return
         self._published = now
         stats = self._stats(now)
-        shown = (stats.state, stats.message)
+        shown = (stats.state, stats.message, stats.duration_us)
         self.mailbox.publish_stats(stats, wake=shown != self._shown)
         self._shown = shown
 
@@ -672,7 +679,16 @@ class Worker:
             return "paused", message
         return state.value, message
 
+    def _learn_duration(self) -> None:
+        """Take the recording's length from the background scan once it has finished."""
+        span, rec = self._span, self._rec
+        if self._duration is None and span is not None and span.done and rec is not None:
+            self._span = None
+            if span.last_t_us is not None and rec.first_t_us is not None:
+                self._duration = span.last_t_us - rec.first_t_us
+
     def _stats(self, now: float, state: str | None = None) -> PipelineStats:
+        self._learn_duration()
         latency, overhead = self._meter.step_means(now)
         current, message = self._state() if state is None else (state, self._notice)
         return PipelineStats(

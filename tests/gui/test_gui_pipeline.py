@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from dvsapp.binning import BinningConfig
+from dvsapp.events.span import last_timestamp
 from dvsapp.events.types import DVS_GESTURE_CLASSES
 from dvsapp.gui.slots import reset_slot_report, slot_report
 from dvsapp.pipeline import Pipeline, PipelineSettings
@@ -107,6 +108,27 @@ def test_live_panels_markers_threads_and_clean_close(live, qtbot, thread_errors)
     win.close()  # during playback
     assert not thread.is_alive()
     assert thread_errors == []
+    assert pipe.stats().state != "error", pipe.stats().message
+
+
+def test_seek_slider_works_before_the_first_pass_ends(live, qtbot) -> None:
+    """The recording's length comes from a background scan: the slider is enabled and shows
+    the total within the first seconds of an 8 s recording, and dragging it moves playback."""
+    win, pipe = live
+    c = win.controls
+    win.start()
+    qtbot.waitUntil(lambda: pipe.stats().duration_us is not None, timeout=WAIT_MS)
+    stats = pipe.stats()
+    assert stats.t_first_us is not None
+    assert stats.duration_us == last_timestamp(DEMO) - stats.t_first_us  # about 8 s
+    assert (stats.stream_time_us or 0) < stats.duration_us / 2  # long before the end
+    qtbot.waitUntil(lambda: "/ 0:08.0" in c.position_label.text(), timeout=WAIT_MS)
+    assert c.seek.isEnabled()
+    c.seek.setValue(800)
+    c.seek_released()
+    qtbot.waitUntil(
+        lambda: (pipe.stats().stream_time_us or 0) >= 0.8 * stats.duration_us, timeout=WAIT_MS
+    )
     assert pipe.stats().state != "error", pipe.stats().message
 
 
