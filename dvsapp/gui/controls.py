@@ -180,7 +180,6 @@ class Controls(QWidget):
         self.device.activated.connect(self.device_chosen)
         form.addRow("device", self.device)
         self.model_label = QLabel("loading…")
-        self.model_label.setWordWrap(True)
         self.model_label.setObjectName("panelHint")
         form.addRow(self.model_label)
         return box
@@ -330,10 +329,13 @@ class Controls(QWidget):
         """Fill the model-dependent controls (defaults: the checkpoint's bin and T)."""
         self.info = info
         kind = "trained" if info.trained else "untrained"
+        # Explicit lines, no word wrap: a wrapped label in this form gets one line's height
+        # once the panel is full, and its text was clipped.
         self.model_label.setText(
-            f"{info.name}: {info.arch} ({info.family}, {kind}), {len(info.class_names)} "
-            f"classes, input {info.input_size[0]}x{info.input_size[1]}, on {info.device}"
+            f"{info.arch} ({info.family}, {kind})\n{len(info.class_names)} classes, "
+            f"input {info.input_size[0]}x{info.input_size[1]}, on {info.device}"
         )
+        self.model_label.setToolTip(info.name)
         for spin, value in (
             (self.bin_us, settings.bin_us or info.bin_us or self.bin_us.minimum()),
             (self.window_steps, settings.window_steps or info.window_steps),
