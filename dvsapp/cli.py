@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dvsapp import __version__
-from dvsapp.argtypes import size
+from dvsapp.argtypes import positive_int, size
 from dvsapp.errors import ConfigError, DvsappError
 
 _REPO = Path(__file__).resolve().parents[1]
@@ -122,6 +122,10 @@ def _cmd_record(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from dvsapp.runner import run
 
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
     return run(
         args.path,
         args.model,
@@ -292,6 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="GAMMA",
         help="BNTT: exit where the mean gamma drops below GAMMA",
+    )
+    run.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="CPU threads for torch (default: torch's, one per core)",
     )
     run.set_defaults(func=_cmd_run)
 

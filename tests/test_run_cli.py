@@ -144,6 +144,29 @@ def test_run_table(capsys: pytest.CaptureFixture[str], recording: Path, checkpoi
     assert "16x16" in out and "2x8x8" in out
 
 
+def test_run_threads_sets_torch_threads_and_keeps_the_results(
+    capsys: pytest.CaptureFixture[str], recording: Path, checkpoint: Path
+) -> None:
+    before = torch.get_num_threads()
+    try:
+        code, out, err = _run(capsys, str(recording), "--model", str(checkpoint), "--json")
+        assert code == 0, err
+        torch.set_num_threads(2)
+        code, out1, err = _run(
+            capsys, str(recording), "--model", str(checkpoint), "--json", "--threads", "1"
+        )
+        assert code == 0, err
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    windows = [json.loads(ln) for ln in out.splitlines()[:-1]]
+    assert windows == [json.loads(ln) for ln in out1.splitlines()[:-1]]
+    with pytest.raises(SystemExit) as exc:
+        main(["run", str(recording), "--model", str(checkpoint), "--threads", "0"])
+    assert exc.value.code == 2
+    assert "expected an integer >= 1, got 0" in capsys.readouterr().err
+
+
 def test_run_without_labels(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], checkpoint: Path
 ) -> None:
