@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -223,6 +224,40 @@ def test_tensorboard_holds_firing_rates(tmp_path):
     assert any(v.value > 0 for name in layers for v in acc.Scalars(f"firing_rate/{name}"))
     for tag in ("loss/train", "accuracy/val", "lr"):
         assert tag in tags
+
+
+@pytest.mark.parametrize("arch", ["resnet_small", "vgg_small"])
+def test_mixed_precision_epoch_matches_float32(arch):
+    """The AMP branch of ``train_epoch`` (bfloat16 autocast on the CPU, float16 + GradScaler
+    on CUDA) runs the network in low precision, gives the float32 loss to within bfloat16's
+    error, and updates the weights."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from dvsapp.snn.registry import build_model, default_config
+    from dvsapp.train.loop import train_epoch
+
+    torch.manual_seed(0)
+    x = (torch.rand(8, 4, 2, 16, 16) < 0.2).float()  # [B, T, C, H, W], as the loader gives
+    y = torch.arange(8) % 2
+    cfg = default_config(arch, width=4, input_size=(16, 16), time_steps=4, num_classes=2)
+    init = build_model(cfg).state_dict()
+    losses, dtypes = {}, {}
+    for amp in (False, True):
+        model = build_model(cfg)
+        model.load_state_dict(init)
+        seen: list[torch.dtype] = []
+        model.register_forward_hook(lambda _m, _i, out, seen=seen: seen.append(out.dtype))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+        loss_sum, _, n = train_epoch(
+            model, DataLoader(TensorDataset(x, y), batch_size=8), opt, sched, None,
+            torch.device("cpu"), amp=amp, grad_clip=1.0, progress=False, desc="",
+        )  # fmt: skip
+        losses[amp], dtypes[amp] = loss_sum / n, seen
+        moved = [not torch.equal(v, init[k]) for k, v in model.state_dict().items()]
+        assert any(moved)
+    assert dtypes == {False: [torch.float32], True: [torch.bfloat16]}
+    assert math.isfinite(losses[True]) and losses[True] == pytest.approx(losses[False], rel=0.05)
 
 
 def test_firing_rate_monitor_counts_step_and_forward():

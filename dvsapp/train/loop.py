@@ -191,6 +191,12 @@ def _bar(iterable: Any, enabled: bool, **kw: Any) -> Any:
     return tqdm(iterable, leave=False, dynamic_ncols=True, **kw)
 
 
+def amp_dtype(device: torch.device) -> torch.dtype:
+    """Mixed precision's dtype: float16 (with a GradScaler) on CUDA; bfloat16 elsewhere,
+    where only tests use it (it runs the same epoch code on a machine with no GPU)."""
+    return torch.float16 if device.type == "cuda" else torch.bfloat16
+
+
 def train_epoch(
     model: torch.nn.Module,
     loader: DataLoader,
@@ -211,7 +217,7 @@ def train_epoch(
     for x, y in bar:
         x = x.to(device, non_blocking=True).transpose(0, 1)  # [T, B, C, H, W]
         y = y.to(device, non_blocking=True)
-        with torch.autocast("cuda", dtype=torch.float16, enabled=amp):
+        with torch.autocast(device.type, dtype=amp_dtype(device), enabled=amp):
             logits = model(x).mean(dim=0)
         loss = F.cross_entropy(logits.float(), y)
         optimizer.zero_grad(set_to_none=True)
