@@ -266,6 +266,33 @@ def test_frames_equal_the_stepper_run_directly(recording: Path, checkpoint: Path
     assert results[0].exit_step == next(r.window_result for r in refs if r.window_result).exit_step
 
 
+def test_a_window_cut_short_by_the_end_is_published(tmp_path: Path, checkpoint: Path) -> None:
+    """42 bins with T = 4: ten whole windows, then the stream ends two steps into the last;
+    its result is on the last frame, marked incomplete, as the stepper's ``finish`` gives."""
+    span = 42 * BIN_US
+    events = _events(span=span)
+    events["t"][-1] = span - 1  # the last bin is the 42nd
+    path = tmp_path / "short.npz"
+    write_npz(path, [events], SENSOR)
+    settings = _settings(path, checkpoint, speed=math.inf, loop=False)
+    with _running(settings) as pipe:
+        assert _state(pipe, "ended"), pipe.stats()
+        frames = pipe.mailbox.drain()
+    ckpt = load_checkpoint(checkpoint)
+    ref_bins = bin_events(events, binning_for_recording(ckpt.binning, SENSOR, path))
+    stepper = Stepper(ckpt.model, "cpu", class_names=CLASSES)
+    stepper.push_frames(ref_bins)
+    ref = stepper.finish()
+    assert ref is not None and len(frames) == 42
+    results = [f.window_result for f in frames if f.window_result is not None]
+    assert [w.complete for w in results] == [True] * 10 + [False]
+    last = frames[-1].window_result
+    assert last is not None and (last.window, last.steps) == (10, 2) == (ref.window, ref.steps)
+    assert last.pred == ref.pred and (last.t_start_us, last.t_end_us) == (
+        ref.t_start_us, ref.t_end_us
+    )  # fmt: skip
+
+
 def _check_probes(f: StepFrame, probes: dict[str, Any], info: ModelInfo) -> None:
     for name in info.layer_names:
         spikes = probes[name].spikes.reshape(-1)

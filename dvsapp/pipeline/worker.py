@@ -599,6 +599,9 @@ class Worker:
         wall0 = time.perf_counter()
         start, end = int(chunk.frames.t_start_us[i]), int(chunk.frames.t_end_us[i])
         rec = chain.stepper.push(chunk.frames.data[i], start, end)
+        result = rec.window_result
+        if result is None and self._flushed and not self._chunks:
+            result = chain.stepper.finish()  # the stream's last window, cut short by its end
         raster, vm = self._tap.collect() if self._tap is not None else ({}, {})
         on, off = self._event_view(chunk.events.data[i], rec.step)
         label, name = self._label((start + end) // 2)
@@ -617,7 +620,7 @@ class Worker:
             probs=rec.probs,
             pred=rec.pred,
             exited=rec.exited,
-            window_result=rec.window_result,
+            window_result=result,
             health=rec.health,
             latency_ms=rec.latency_ms,
             true_label=label,
