@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from dvsapp import __version__
 from dvsapp.argtypes import positive_int, size
@@ -138,7 +139,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         exit_metric=args.exit_metric,
         temporal_exit=args.temporal_exit,
         json_lines=args.json,
+        rates=_health(args) if args.rates else None,
     )
+
+
+def _health(args: argparse.Namespace) -> Any:
+    from dvsapp.snn.health import FiringRateHealth
+
+    return FiringRateHealth(args.silent_below, args.saturated_above, args.patience)
 
 
 def _has_display() -> bool:
@@ -296,6 +304,28 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="GAMMA",
         help="BNTT: exit where the mean gamma drops below GAMMA",
+    )
+    run.add_argument(
+        "--rates",
+        action="store_true",
+        help="report each layer's firing rate per window and a per-layer table at the end",
+    )
+    run.add_argument(
+        "--silent-below", type=float, default=1e-3, metavar="R", help="--rates: silent below R"
+    )
+    run.add_argument(
+        "--saturated-above",
+        type=float,
+        default=0.9,
+        metavar="R",
+        help="--rates: saturated above R (default 0.9)",
+    )
+    run.add_argument(
+        "--patience",
+        type=positive_int,
+        default=5,
+        metavar="N",
+        help="--rates: steps in a row before a step is flagged (default 5)",
     )
     run.add_argument(
         "--threads",

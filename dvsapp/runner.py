@@ -21,7 +21,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -31,9 +31,11 @@ from dvsapp.binning import BinningConfig, Frames, StreamingBinner
 from dvsapp.errors import ConfigError, DvsappError
 from dvsapp.events.sources import ReplaySource, SourceState
 from dvsapp.events.types import LabelSegment, SensorSize
+from dvsapp.rate_report import RateReport
 from dvsapp.snn.checkpoint import Checkpoint, load_checkpoint
 from dvsapp.snn.early_exit import ConfidenceExit, ExitPolicy, Metric, TemporalExit
-from dvsapp.snn.stepper import Policy, Stepper, WindowResult, resolve_device
+from dvsapp.snn.health import FiringRateHealth
+from dvsapp.snn.stepper import Policy, Stepper, StepRecord, WindowResult, resolve_device
 
 IDLE_SLEEP_S = 0.002
 
@@ -137,13 +139,21 @@ def build_exits(
 
 
 def stream_windows(
-    source: ReplaySource, binner: StreamingBinner, stepper: Stepper, stats: RunStats, bar: tqdm
+    source: ReplaySource,
+    binner: StreamingBinner,
+    stepper: Stepper,
+    stats: RunStats,
+    bar: tqdm,
+    on_step: Callable[[StepRecord], None] | None = None,
 ) -> Iterator[WindowResult]:
-    """Replay the whole recording; yield every window as it completes (the last may be short)."""
+    """Replay the whole recording; yield every window as it completes (the last may be short).
+    ``on_step`` sees every step's record first."""
 
     def step_all(frames: Frames) -> Iterator[WindowResult]:
         for i in range(len(frames)):
             rec = stepper.push(frames.data[i], int(frames.t_start_us[i]), int(frames.t_end_us[i]))
+            if on_step is not None:
+                on_step(rec)
             stats.steps += 1
             stats.latency_ms += rec.latency_ms
             bar.update()
@@ -196,19 +206,25 @@ def run(
     exit_metric: Metric = "prob",
     temporal_exit: float | None = None,
     json_lines: bool = False,
+    rates: FiringRateHealth | None = None,
     out: TextIO | None = None,
 ) -> int:
     """Run ``model`` over ``recording``; one line per window, then a summary. Returns 0.
 
-    Bad input raises a :class:`DvsappError` (the CLI prints it and exits 2).
+    With ``rates`` (a health monitor's thresholds), every window also reports each layer's
+    mean firing rate and the flagged layers, and the summary a per-layer rate table
+    (:mod:`dvsapp.rate_report`). Bad input raises a :class:`DvsappError` (the CLI prints it
+    and exits 2).
     """
     out = sys.stdout if out is None else out
     dev = resolve_device(device)
     ckpt = load_checkpoint(model, dev)
     exits = build_exits(ckpt, exit_threshold, exit_consecutive, exit_metric, temporal_exit)
     stepper = Stepper(
-        ckpt.model, dev, window, policy, exits=exits, rates=False, class_names=ckpt.class_names
-    )
+        ckpt.model, dev, window, policy, exits=exits, health=rates, rates=rates is not None,
+        class_names=ckpt.class_names,
+    )  # fmt: skip
+    report = None if rates is None else RateReport(stepper.layer_names, rates)
     source = ReplaySource(recording, speed=speed)
     try:
         config = binning_for_recording(ckpt.binning, source.sensor_size, recording)
@@ -222,22 +238,28 @@ def run(
     stats = RunStats()
     wall0 = time.perf_counter()
     with tqdm(unit="step", file=sys.stderr, disable=None, leave=False, dynamic_ncols=True) as bar:
-        for result in stream_windows(source, binner, stepper, stats, bar):
+        on_step = None if report is None else report.add_step
+        for result in stream_windows(source, binner, stepper, stats, bar, on_step):
             seg = segment_at(source.labels, (result.t_start_us + result.t_end_us) // 2)
             correct = None if seg is None else is_correct(result, seg, ckpt.class_names)
             stats.add_window(result, correct)
+            window_rates = {} if report is None else report.close_window()
             if json_lines:
                 line = {**result.to_dict(), "true": seg.name if seg else None, "correct": correct}
-                tqdm.write(json.dumps(line), file=out)
+                tqdm.write(json.dumps({**line, **window_rates}), file=out)
             else:
                 tqdm.write(_row(result, seg.name if seg else None, correct), file=out)
             out.flush()
     stats.wall_s = time.perf_counter() - wall0
     summary = stats.to_dict(str(dev))
+    if report is not None:
+        summary["firing_rates"] = report.summary()
     if json_lines:
         print(json.dumps({"summary": summary}), file=out, flush=True)
     else:
         _print_summary(out, summary)
+        if report is not None:
+            print("\n".join(report.table()), file=out, flush=True)
     return 0
 
 
