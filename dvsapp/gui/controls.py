@@ -193,7 +193,8 @@ class Controls(QWidget):
         self.play_button.setChecked(True)
         self.play_button.toggled.connect(self.play_toggled)
         self.step_button = QPushButton("Step")
-        self.step_button.setToolTip("While paused: run exactly one model step")
+        self.play_button.setToolTip("Play / pause (Space; F1 lists every key)")
+        self.step_button.setToolTip("While paused: run exactly one model step (Right or .)")
         self.step_button.clicked.connect(self.step_clicked)
         self.speed = QComboBox()
         for text, value in SPEEDS:

@@ -48,6 +48,7 @@ from dvsapp.gui.panels.rasters import RasterPanel
 from dvsapp.gui.panels.rates import RatesPanel
 from dvsapp.gui.panels.vm_traces import VmPanel
 from dvsapp.gui.pipeline_port import PipelineLike, leave_a_core_to_the_gui, model_key
+from dvsapp.gui.shortcuts import Shortcuts
 from dvsapp.gui.slots import note_slot
 from dvsapp.gui.status import StatusBar
 from dvsapp.pipeline import ModelInfo, PipelineSettings, PipelineStats
@@ -114,6 +115,7 @@ class MainWindow(QMainWindow):
         self.status = StatusBar(self)
         self.setStatusBar(self.status)
         self._connect()
+        self.shortcuts = Shortcuts(self)
         self.controls.set_recording(self.settings.recording)
         self.controls.select_model(self.settings.checkpoint)
         self.controls.show_settings(self.settings)

@@ -149,6 +149,51 @@ def test_threshold_knob_and_transport(fake, qtbot) -> None:
     assert win.settings.speed == float("inf")
 
 
+def test_keyboard_shortcuts(fake, qtbot, monkeypatch, tmp_path) -> None:
+    """Space, Right / '.', Home, '[' / ']', Ctrl+O and F1 drive the same actions as the
+    controls, whichever widget has focus; a focused spin box keeps the keys it edits with."""
+    from PySide6.QtWidgets import QFileDialog
+
+    from dvsapp.gui.shortcuts import help_line
+
+    win, pipe = fake
+    c = win.controls
+    win.start()
+    win.activateWindow()
+    qtbot.waitUntil(lambda: win._last_stats is not None, timeout=WAIT_MS)
+    win.events.setFocus()
+    qtbot.keyClick(win, Qt.Key.Key_Space)
+    assert pipe.calls[-1] == ("pause", None) and c.play_button.text() == "Play"
+    for key in (Qt.Key.Key_Right, Qt.Key.Key_Period):
+        n = pipe.calls.count(("step_once", None))
+        qtbot.keyClick(win, key)
+        assert pipe.calls.count(("step_once", None)) == n + 1
+    qtbot.keyClick(win, Qt.Key.Key_Space)
+    assert pipe.calls[-1] == ("play", None)
+    qtbot.keyClick(win, Qt.Key.Key_Right)  # playing: the step button is off, so no step
+    assert pipe.calls[-1] == ("play", None)
+    qtbot.keyClick(win, Qt.Key.Key_Home)
+    assert pipe.calls[-1] == ("seek", 0)
+    speed = win.settings.speed
+    qtbot.keyClick(win, Qt.Key.Key_BracketRight)
+    assert win.settings.speed == 2 * speed and c.speed.currentText() == "2x"
+    qtbot.keyClick(win, Qt.Key.Key_BracketLeft)
+    qtbot.keyClick(win, Qt.Key.Key_BracketLeft)
+    assert win.settings.speed == speed / 2
+    picked = tmp_path / "picked.aedat4"
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(picked), ""))
+    qtbot.keyClick(win, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
+    assert any(n == "open_recording" and Path(str(a)) == picked for n, a in pipe.calls)
+    qtbot.keyClick(win, Qt.Key.Key_F1)
+    assert win.status.currentMessage() == help_line() and "Space: play / pause" in help_line()
+    c.bin_us.setFocus()  # an editor keeps its keys: Space does not pause
+    calls = len(pipe.calls)
+    qtbot.keyClick(c.bin_us, Qt.Key.Key_Space)
+    assert ("pause", None) not in pipe.calls[calls:]
+    _, off_thread = slot_report()
+    assert off_thread == {}
+
+
 def test_layer_picker_and_channel_choice(fake, qtbot) -> None:
     win, _ = fake
     win.start()
