@@ -165,8 +165,14 @@ def test_graph_key_follows_threshold_and_probes() -> None:
     assert scaled != base
     model.set_probes(ProbeSpec(spikes=True, vm=True, rate=True))
     assert runner.graph_key() not in (base, scaled)
+    whole = runner.graph_key()
     model.set_probes(ProbeSpec(vm=[0, 5, 7]), layers=["lif1"])
-    assert runner.graph_key() is None  # selected neurons: eager
+    selected = runner.graph_key()  # selected neurons are captured too, keyed by the selection
+    assert selected is not None and selected not in (base, scaled, whole)
+    model.set_probes(ProbeSpec(vm=[0, 5, 8]), layers=["lif1"])
+    assert runner.graph_key() not in (selected, None)
+    model.set_probes(ProbeSpec(vm=(0, 5, 7)), layers=["lif1"])
+    assert runner.graph_key() == selected
     model.set_probes(None)
     lif.threshold_scale = 1.0
     assert runner.graph_key() == base
@@ -334,3 +340,36 @@ def test_graphed_probes_thresholds_and_weight_changes(arch: str) -> None:
     runner.reset()
     assert_same([runner.step(x) for x in xs], ref, atol=1e-5)
     assert runner.stats.invalidations >= 1
+
+
+@needs_cuda
+@pytest.mark.parametrize("arch", ["resnet_small", "vgg_small"])
+def test_graphed_selected_neuron_vm_probes(arch: str) -> None:
+    """The app traces chosen neurons' Vm on every step: those steps replay graphs too (the
+    index tensor is built by the warm-up), and a new selection gets its own graph."""
+    model = build(arch).cuda()
+    xs = frames(model, T + 2, seed=13).cuda()
+    names = list(model.spiking_layers())
+
+    def run(stepper, selection: list[int]) -> list:
+        model.set_probes(ProbeSpec(spikes=True, rate=True))
+        model.set_probes(ProbeSpec(spikes=True, vm=selection, rate=True), layers=names[:2])
+        out = []
+        for x in xs:
+            y = stepper(x)
+            rec = model.spiking_layers()[names[1]].record
+            out.append((y, rec.vm.clone(), rec.vm_index.clone(), rec.spikes.clone()))
+        return out
+
+    runner = CudaGraphStep(model, batch_size=2)
+    for selection in ([3, 1, 10**9], [2, 4]):
+        model.reset()
+        with torch.inference_mode():
+            ref = run(model.step, selection)
+        runner.reset()
+        got = run(runner.step, selection)
+        for a, b in zip(ref, got, strict=True):
+            for x, y in zip(a, b, strict=True):
+                torch.testing.assert_close(x, y, rtol=0, atol=1e-5)
+    assert runner.stats.eager_steps == 0 and runner.stats.replays == 2 * len(xs)
+    assert runner.n_graphs == (2 if arch.startswith("resnet") else 2 * T)

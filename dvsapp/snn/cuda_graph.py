@@ -21,15 +21,16 @@ What Python decides at capture time is frozen into a graph, so graphs are keyed 
   (at most T graphs) and raises :class:`~dvsapp.snn.bntt.BeyondTrainedStepsError` under
   ``"error"``, exactly as the eager step does. Other families: one graph per step index below
   ``config.time_steps``, eager beyond it.
-* each layer's threshold and ``threshold_scale`` and its probe spec: a change captures a new
-  graph (kept, up to ``max_graphs``, oldest dropped first). Probes recording spikes, rates or
-  the whole Vm map are captured with the step; their records hold graph memory that the next
-  step overwrites (read them before stepping again, as the stepper does). Probes of selected
-  neurons (``ProbeSpec.vm`` a list) cannot be captured (host-to-device index copy, boolean
-  mask): those steps run eagerly on the static state. Other neuron constants (``tau_decay``,
-  ``leak``) are frozen too: call :meth:`CudaGraphStep.invalidate` after changing them. A
-  capture that fails (something in a custom model that a graph cannot hold) warns and leaves
-  that key to eager steps.
+* each layer's threshold and ``threshold_scale`` and its probe spec, selected neurons
+  included: a change captures a new graph (kept, up to ``max_graphs``, oldest dropped
+  first). Probes recording spikes, rates, the whole Vm map or the Vm of selected neurons are
+  captured with the step; their records hold graph memory that the next step overwrites
+  (read them before stepping again, as the stepper does). A selection's device index tensor
+  is built (host-to-device copy, bounds mask) by the warm-up steps before capture and cached
+  by the layer, so the captured step only gathers with it; the graph keeps that tensor
+  alive. Other neuron constants (``tau_decay``, ``leak``) are frozen too: call
+  :meth:`CudaGraphStep.invalidate` after changing them. A capture that fails (something in
+  a custom model that a graph cannot hold) warns and leaves that key to eager steps.
 
 ``reset()`` zeroes the static state (one kernel) and the step counter. For :class:`TdLIF` and
 :class:`BnttLIF` a zero state is exactly a fresh one (``tau * 0 * (1 - 0) + x == x`` and
@@ -80,13 +81,12 @@ class _Captured:
     keepalive: list[torch.Tensor] = field(default_factory=list)
 
 
-def _probe_key(spec: ProbeSpec | None) -> tuple[bool, bool, bool] | None:
-    return None if spec is None else (bool(spec.spikes), bool(spec.vm), bool(spec.rate))
-
-
-def _capturable(spec: ProbeSpec | None) -> bool:
-    """Selected-neuron Vm probes index with a host list and a boolean mask: not capturable."""
-    return spec is None or isinstance(spec.vm, bool)
+def _probe_key(spec: ProbeSpec | None) -> tuple[bool, bool | tuple[int, ...], bool] | None:
+    """What a graph freezes of a probe spec: a Vm selection by its neuron indices."""
+    if spec is None:
+        return None
+    vm = spec.vm if isinstance(spec.vm, bool) else tuple(int(i) for i in spec.vm)
+    return (bool(spec.spikes), vm, bool(spec.rate))
 
 
 def _tensors_in(value: Any) -> Iterable[torch.Tensor]:
@@ -205,12 +205,10 @@ class CudaGraphStep:
         index = self._step_index(self.model.steps_taken if t is None else t)
         if index is None:
             return None
-        config = []
-        for la in self.layers:
-            if not _capturable(la.probe):
-                return None
-            config.append((la.threshold, la.threshold_scale, _probe_key(la.probe)))
-        return (index, tuple(config))
+        config = tuple(
+            (la.threshold, la.threshold_scale, _probe_key(la.probe)) for la in self.layers
+        )
+        return (index, config)
 
     def prepare(self, indices: Iterable[int] | None = None) -> int:
         """Capture, now, the graphs of steps ``indices`` (default: every step index the model
