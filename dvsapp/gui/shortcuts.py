@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Slot
 from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import QAbstractButton
 
 from dvsapp.gui.slots import note_slot
 
@@ -36,6 +37,12 @@ def help_line() -> str:
     return "  ·  ".join(f"{' or '.join(keys)}: {what}" for keys, _, what in SHORTCUTS)
 
 
+def _click_if_enabled(button: QAbstractButton) -> None:
+    """What a mouse click would do: nothing on a disabled button (e.g. Step while playing)."""
+    if button.isEnabled():
+        button.click()
+
+
 class Shortcuts(QObject):
     """Creates the window's shortcuts and carries out each one."""
 
@@ -52,16 +59,12 @@ class Shortcuts(QObject):
     @Slot()
     def toggle_play(self) -> None:
         note_slot("Shortcuts.toggle_play")
-        button = self.window.controls.play_button
-        if button.isEnabled():
-            button.click()
+        _click_if_enabled(self.window.controls.play_button)
 
     @Slot()
     def step(self) -> None:
         note_slot("Shortcuts.step")
-        button = self.window.controls.step_button
-        if button.isEnabled():
-            button.click()
+        _click_if_enabled(self.window.controls.step_button)
 
     @Slot()
     def seek_start(self) -> None:
