@@ -11,11 +11,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from dvsapp import __version__
 from dvsapp.argtypes import positive_int, size
 from dvsapp.errors import ConfigError, DvsappError
+
+if TYPE_CHECKING:
+    from dvsapp.snn.health import FiringRateHealth
 
 _REPO = Path(__file__).resolve().parents[1]
 #: The recording that plain `dvsapp` opens: held-out synthetic gestures (AEDAT 3.1 + labels).
@@ -143,7 +146,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
 
-def _health(args: argparse.Namespace) -> Any:
+def _health(args: argparse.Namespace) -> FiringRateHealth:
     from dvsapp.snn.health import FiringRateHealth
 
     return FiringRateHealth(args.silent_below, args.saturated_above, args.patience)

@@ -18,6 +18,8 @@ from dvsapp.snn.stepper import StepRecord
 
 __all__ = ["RateReport"]
 
+_ALL_OK = HealthReport()
+
 
 class RateReport:
     """Accumulates the :class:`StepRecord` rates of a run, window by window."""
@@ -34,7 +36,7 @@ class RateReport:
         self._win_max = np.full(n, -np.inf)
         self._silent_steps = np.zeros(n, np.int64)
         self._saturated_steps = np.zeros(n, np.int64)
-        self._last = HealthReport()
+        self._last = _ALL_OK
 
     def add_step(self, rec: StepRecord) -> None:
         """One step's rates (the stepper must collect rates) and its health report."""
@@ -45,11 +47,12 @@ class RateReport:
         self._window_steps += 1
         self._run_sum += r
         self._steps += 1
-        report = rec.health or HealthReport()
-        for i, name in enumerate(self.layers):
-            status = report.status(name)
-            self._silent_steps[i] += status == "silent"
-            self._saturated_steps[i] += status == "saturated"
+        report = rec.health if rec.health is not None else _ALL_OK
+        if not report.ok:  # most steps flag nothing: no per-layer work then
+            for i, name in enumerate(self.layers):
+                status = report.status(name)
+                self._silent_steps[i] += status == "silent"
+                self._saturated_steps[i] += status == "saturated"
         self._last = report
 
     def close_window(self) -> dict[str, Any]:
