@@ -21,20 +21,20 @@ __all__ = ["SHORTCUTS", "Shortcuts"]
 
 #: (keys, slot name, what it does), in the order the help line lists them.
 SHORTCUTS: tuple[tuple[tuple[str, ...], str, str], ...] = (
-    (("Space",), "toggle_play", "play / pause"),
-    (("Right", "."), "step", "one step (paused)"),
-    (("Home",), "seek_start", "back to the start"),
+    (("Space",), "toggle_play", "play/pause"),
+    (("Right", "."), "step", "one step"),
+    (("Home",), "seek_start", "to the start"),
     (("]",), "faster", "faster"),
     (("[",), "slower", "slower"),
-    (("Ctrl+O",), "open", "open a recording"),
-    (("F1",), "help", "these keys"),
+    (("Ctrl+O",), "open", "open"),
+    (("F1",), "help", "keys"),
     (("Ctrl+Q",), "quit", "quit"),
 )
 
 
 def help_line() -> str:
-    """One line listing every shortcut, for the status bar."""
-    return "  ·  ".join(f"{' or '.join(keys)}: {what}" for keys, _, what in SHORTCUTS)
+    """One short line listing every shortcut, for the status bar's message area."""
+    return " · ".join(f"{'/'.join(keys)} {what}" for keys, _, what in SHORTCUTS)
 
 
 def _click_if_enabled(button: QAbstractButton) -> None:

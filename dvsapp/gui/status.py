@@ -35,9 +35,12 @@ class StatusBar(QStatusBar):
         self.realtime.setToolTip("stream time advanced per wall second (1.0 = keeping up)")
         self.dropped.setToolTip("steps the GUI never saw (mailbox overflow)")
         self.health.setToolTip("layers flagged silent or saturated by the firing-rate watchdog")
+        # No stretch: the permanent fields keep to the right, and transient messages
+        # (showMessage) get the rest of the bar on the left. A stretching field took the
+        # whole width and every transient message was set but never visible.
         for w in (self.state, self.events, self.latency, self.realtime, self.dropped):
             self.addPermanentWidget(w)
-        self.addPermanentWidget(self.health, 1)
+        self.addPermanentWidget(self.health)
         self.last_error = ""
 
     def show_error(self, message: str) -> None:

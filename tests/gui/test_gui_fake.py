@@ -184,8 +184,14 @@ def test_keyboard_shortcuts(fake, qtbot, monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(picked), ""))
     qtbot.keyClick(win, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
     assert any(n == "open_recording" and Path(str(a)) == picked for n, a in pipe.calls)
+    win.status.clearMessage()
+    qtbot.wait(20)
+    left = slice(0, win.status.width() // 3)  # the message area: fields keep to the right
+    blank = foreground_pixels(grab(win.status)[:, left])
     qtbot.keyClick(win, Qt.Key.Key_F1)
-    assert win.status.currentMessage() == help_line() and "Space: play / pause" in help_line()
+    assert win.status.currentMessage() == help_line() and "Space play/pause" in help_line()
+    qtbot.wait(20)
+    assert foreground_pixels(grab(win.status)[:, left]) > blank + 300  # and it is drawn
     c.bin_us.setFocus()  # an editor keeps its keys: Space does not pause
     calls = len(pipe.calls)
     qtbot.keyClick(c.bin_us, Qt.Key.Key_Space)
