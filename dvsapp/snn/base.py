@@ -153,9 +153,11 @@ class ModelConfig:
     #: "default" (the family's normalisation: tdBN or BNTT) or "none" (plain convolutions,
     #: tdBN ResNets only: the firing-rate-collapse demonstration).
     norm: str = "default"
+    #: Graph models only (arch "graph"): the :class:`~dvsapp.snn.graph.spec.GraphSpec` as JSON.
+    graph: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "arch": self.arch,
             "num_classes": self.num_classes,
             "in_channels": self.in_channels,
@@ -165,6 +167,9 @@ class ModelConfig:
             "neuron": dict(self.neuron),
             "norm": self.norm,
         }
+        if self.graph is not None:
+            out["graph"] = self.graph
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
@@ -177,14 +182,19 @@ class ModelConfig:
             time_steps=int(d["time_steps"]),
             neuron={str(k): float(v) for k, v in d.get("neuron", {}).items()},
             norm=str(d.get("norm", "default")),
+            graph=dict(d["graph"]) if d.get("graph") is not None else None,
         )
 
 
 class SpikingModel(nn.Module, ABC):
     """A spiking network with a sequence mode (training) and a step mode (streaming)."""
 
-    #: The normalisation family: "tdbn" (time-invariant at inference) or "bntt" (per step).
+    #: The normalisation family: "tdbn" (time-invariant at inference), "bntt" (per step) or
+    #: "graph" (a network from elsewhere, time-invariant).
     family: ClassVar[str] = ""
+    #: How the stepper turns outputs into probabilities: "mean_softmax" (softmax of the mean
+    #: output so far) or "spike_count" (each class's share of the output spikes so far).
+    readout: str = "mean_softmax"
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

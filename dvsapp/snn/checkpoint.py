@@ -391,7 +391,7 @@ def _mismatch_with(arch: str, config: ModelConfig, tensors: Mapping[str, torch.T
     from dvsapp.snn.registry import build_model, default_config
 
     sizes = dataclasses.asdict(config)
-    for key in ("arch", "neuron"):
+    for key in ("arch", "neuron", "graph"):
         sizes.pop(key)
     try:
         model = build_model(default_config(arch, **sizes))

@@ -22,10 +22,13 @@ _BUILTIN: dict[str, tuple[str, str]] = {
     "vgg9": ("dvsapp.snn.vgg", "BnttVGG"),
     "vgg11": ("dvsapp.snn.vgg", "BnttVGG"),
     "vgg_small": ("dvsapp.snn.vgg", "BnttVGG"),
+    "graph": ("dvsapp.snn.graph.model", "GraphModel"),
 }
 
-#: Every shipped architecture name (tdBN ResNets, then BNTT VGGs).
-ARCHITECTURES: tuple[str, ...] = tuple(_BUILTIN)
+#: The architecture of networks from elsewhere (NIR, ...): built from ``ModelConfig.graph``.
+GRAPH_ARCH = "graph"
+#: Every architecture our trainer builds (tdBN ResNets, then BNTT VGGs).
+ARCHITECTURES: tuple[str, ...] = tuple(a for a in _BUILTIN if a != GRAPH_ARCH)
 
 ModelFactory = Callable[[ModelConfig], SpikingModel]
 _registered: dict[str, tuple[ModelFactory, Callable[..., ModelConfig]]] = {}
@@ -51,8 +54,8 @@ def unregister_architecture(arch: str) -> None:
 
 
 def known_architectures() -> tuple[str, ...]:
-    """The shipped architectures and any registered ones."""
-    return ARCHITECTURES + tuple(a for a in _registered if a not in _BUILTIN)
+    """The shipped architectures, graph models and any registered ones."""
+    return (*ARCHITECTURES, GRAPH_ARCH, *(a for a in _registered if a not in _BUILTIN))
 
 
 def _check_arch(arch: str) -> None:
