@@ -36,10 +36,17 @@ def _gui_model(arg: str | None) -> Path | None:
     return DEFAULT_MODEL if DEFAULT_MODEL.is_file() else None
 
 
+#: ``--format`` of info/play, ``--input-format`` of convert.
+_INPUT_FORMAT_HELP = (
+    "read the input as this format instead of detecting it (e.g. nmnist, ncaltech101, "
+    "aedat4; see README: Formats)"
+)
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     from dvsapp.events.summary import summarize
 
-    s = summarize(args.path, stream=args.stream)
+    s = summarize(args.path, stream=args.stream, fmt=args.format)
     if args.json:
         print(json.dumps(s.to_dict()))
         return 0
@@ -63,7 +70,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def _cmd_convert(args: argparse.Namespace) -> int:
     from dvsapp.events.convert import convert
 
-    n = convert(args.input, args.output, fmt=args.format, stream=args.stream)
+    n = convert(
+        args.input, args.output, fmt=args.format, stream=args.stream, input_fmt=args.input_format
+    )
     print(f"wrote {n:,} events to {args.output}", file=sys.stderr)
     return 0
 
@@ -77,6 +86,8 @@ def _cmd_play(args: argparse.Namespace) -> int:
         from dvsapp.events.sources import open_source, parse_source_spec
 
         if parse_source_spec(args.source).kind != "replay":
+            if args.format is not None:
+                raise ConfigError("--format applies to a recording, not to a live --source")
             source = open_source(args.source, speed=args.speed, loop=args.loop)
             return play(
                 source,
@@ -93,6 +104,7 @@ def _cmd_play(args: argparse.Namespace) -> int:
         bin_us=args.bin_us,
         input_size=args.input_size,
         duration_s=args.duration,
+        fmt=args.format,
     )
 
 
@@ -244,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("path")
     info.add_argument("--json", action="store_true", help="one JSON object on stdout")
     info.add_argument("--stream", default=None, help="AEDAT4: the event stream (name or id)")
+    info.add_argument("--format", default=None, metavar="NAME", help=_INPUT_FORMAT_HELP)
     info.set_defaults(func=_cmd_info)
 
     conv = sub.add_parser("convert", help="convert any readable recording to .npz or .aedat4")
@@ -253,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=("npz", "aedat4"), default=None, help="default: from OUT's extension"
     )
     conv.add_argument("--stream", default=None, help="AEDAT4: the event stream (name or id)")
+    conv.add_argument("--input-format", default=None, metavar="NAME", help=_INPUT_FORMAT_HELP)
     conv.set_defaults(func=_cmd_convert)
 
     play = sub.add_parser("play", help="replay a recording through the binner (no GUI)")
@@ -265,6 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--bin-us", type=int, default=10_000, help="time bin (default 10000 us)")
     play.add_argument("--input-size", type=size, default=None, help="downsample to WxH")
     play.add_argument("--duration", type=float, default=None, help="stop after S wall seconds")
+    play.add_argument("--format", default=None, metavar="NAME", help=_INPUT_FORMAT_HELP)
     play.set_defaults(func=_cmd_play)
 
     devices = sub.add_parser("devices", help="list the event cameras attached")

@@ -38,12 +38,15 @@ def play(
     input_size: tuple[int, int] | None = None,
     duration_s: float | None = None,
     out: TextIO | None = None,
+    *,
+    fmt: str | None = None,
 ) -> int:
     """Stream ``source`` (a recording path, replayed at ``speed``, or any started-or-not
-    EventSource) through the binner, printing a line per second; returns an exit code."""
+    EventSource) through the binner, printing a line per second; returns an exit code.
+    ``fmt`` forces a recording path's format."""
     out = out or sys.stdout
     if not isinstance(source, EventSource):
-        source = ReplaySource(source, speed=speed, loop=loop)
+        source = ReplaySource(source, speed=speed, loop=loop, fmt=fmt)
     early = start_source(source)
     w, h, _ = source.sensor_size
     config = BinningConfig(sensor_size=(w, h), time_window_us=bin_us, input_size=input_size)

@@ -18,6 +18,8 @@ SAMPLES = [
     "evt3_sample.raw",
     "evt2_sample.raw",
     "sample_ncars.dat",
+    "nmnist/Train/0/00002.bin",  # headerless: detected by the .bin name and plausible content
+    "ncaltech101/Faces_easy/image_0001.bin",
 ]
 #: Cap on the bytes each example reads, so the suite stays quick.
 MAX_BYTES = 400_000
@@ -55,6 +57,6 @@ def test_mutated_samples(name: str, samples_dir: Path, tmp_path: Path, data: st.
     for pos in flips:
         if mutated:
             mutated[pos] ^= data.draw(st.integers(1, 255), label="xor")
-    path = tmp_path / f"mutated-{name}"
+    path = tmp_path / f"mutated-{Path(name).name}"
     path.write_bytes(bytes(mutated))
     check_decodes_or_fails_cleanly(path)

@@ -32,12 +32,15 @@ def convert(
     dst: str | os.PathLike[str],
     fmt: str | None = None,
     stream: str | int | None = None,
+    *,
+    input_fmt: str | None = None,
 ) -> int:
-    """Stream ``src`` into ``dst``; returns the number of events written."""
+    """Stream ``src`` into ``dst``; returns the number of events written. ``fmt`` is the
+    OUTPUT format; ``input_fmt`` forces the input's (see ``detect.format_names``)."""
     fmt = output_format(dst, fmt)
     if Path(dst).resolve() == Path(src).resolve():
         raise EventFileError(dst, "output would overwrite the input")
-    with open_reader(src, stream=stream) as reader:
+    with open_reader(src, stream=stream, fmt=input_fmt) as reader:
         counted = _Counter(reader.packets())
         if fmt == "npz":
             write_npz(dst, counted, reader.sensor_size, labels=reader.labels)

@@ -20,12 +20,15 @@ SCAN_PACKET_EVENTS = 1 << 20
 
 
 def last_timestamp(
-    path: str | os.PathLike[str], cancel: threading.Event | None = None
+    path: str | os.PathLike[str],
+    cancel: threading.Event | None = None,
+    *,
+    fmt: str | None = None,
 ) -> int | None:
     """The last event's timestamp in ``path`` (µs, the file's clock); None for a file with no
-    events, or when ``cancel`` is set before the scan ends."""
+    events, or when ``cancel`` is set before the scan ends. ``fmt`` forces the format."""
     last: int | None = None
-    with open_reader(path) as reader:
+    with open_reader(path, fmt=fmt) as reader:
         for packet in reader.packets(max_events=SCAN_PACKET_EVENTS):
             if cancel is not None and cancel.is_set():
                 return None
@@ -36,8 +39,9 @@ def last_timestamp(
 class SpanScan:
     """:func:`last_timestamp` of ``path`` in a daemon thread; :attr:`last_t_us` once done."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, fmt: str | None = None) -> None:
         self.path = path
+        self.fmt = fmt
         self.last_t_us: int | None = None
         self.error: str | None = None
         self._cancel = threading.Event()
@@ -59,7 +63,7 @@ class SpanScan:
 
     def _run(self) -> None:
         try:
-            last = last_timestamp(self.path, self._cancel)
+            last = last_timestamp(self.path, self._cancel, fmt=self.fmt)
             if not self._cancel.is_set():
                 self.last_t_us = last
         except Exception as e:  # the replay reports a bad file itself

@@ -57,9 +57,12 @@ def _json_safe(v: object) -> bool:
     return isinstance(v, str | int | float | bool | type(None) | list | dict)
 
 
-def summarize(path: str | os.PathLike[str], stream: str | int | None = None) -> RecordingSummary:
-    """Scan a recording once (streaming) and summarise it; zero events is an error."""
-    with open_reader(path, stream=stream) as reader:
+def summarize(
+    path: str | os.PathLike[str], stream: str | int | None = None, *, fmt: str | None = None
+) -> RecordingSummary:
+    """Scan a recording once (streaming) and summarise it; zero events is an error. ``fmt``
+    forces the input format (see :func:`dvsapp.events.detect.format_names`)."""
+    with open_reader(path, stream=stream, fmt=fmt) as reader:
         n = n_on = 0
         t_first: int | None = None
         t_last = 0

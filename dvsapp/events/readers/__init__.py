@@ -5,6 +5,7 @@ from __future__ import annotations
 from dvsapp.events.readers.aedat2 import Aedat2Reader
 from dvsapp.events.readers.aedat4 import Aedat4Reader
 from dvsapp.events.readers.aedat31 import Aedat31Reader
+from dvsapp.events.readers.atis_bin import NCaltech101Reader, NMnistReader
 from dvsapp.events.readers.base import EventReader
 from dvsapp.events.readers.numpy_files import NpyReader, NpzReader
 from dvsapp.events.readers.prophesee import DatReader, Evt2Reader, Evt3Reader
@@ -18,6 +19,9 @@ READERS: tuple[type[EventReader], ...] = (
     DatReader,
     NpyReader,
     NpzReader,
+    # headerless: tried last, and only on a .bin file whose content is plausible
+    NMnistReader,
+    NCaltech101Reader,
 )
 
 __all__ = [
@@ -29,6 +33,8 @@ __all__ = [
     "EventReader",
     "Evt2Reader",
     "Evt3Reader",
+    "NCaltech101Reader",
+    "NMnistReader",
     "NpyReader",
     "NpzReader",
 ]

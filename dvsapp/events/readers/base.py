@@ -55,6 +55,12 @@ class EventReader(ABC):
     def sniff(cls, head: bytes) -> bool:
         """True when ``head`` (the file's first bytes, up to 64 KiB) is this format."""
 
+    @classmethod
+    def sniff_file(cls, path: Path, head: bytes) -> bool:
+        """What detection asks: :meth:`sniff` of the head, except for headerless formats,
+        which may also look at the path (extension, folders) and the rest of the file."""
+        return cls.sniff(head)
+
     # -- streaming -------------------------------------------------------------------
     @abstractmethod
     def _iter_packets(

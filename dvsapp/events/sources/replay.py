@@ -33,7 +33,8 @@ class ReplaySource(EventSource):
     as possible). Pacing uses the recording's own timestamps. With ``loop=True`` the recording
     starts over at its end and the timestamps of each new pass are shifted past the previous
     pass (``status().extra["loop_offset_us"]``), so downstream stages always see time move
-    forwards.
+    forwards. ``fmt`` forces the recording's format (``detect.format_names()``: e.g.
+    ``"nmnist"`` for an N-MNIST sample without its ``.bin`` name).
     """
 
     capabilities = frozenset({"pause", "seek", "speed", "loop"})
@@ -44,8 +45,14 @@ class ReplaySource(EventSource):
         speed: float = 1.0,
         loop: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        fmt: str | None = None,
     ) -> None:
-        reader = recording if isinstance(recording, EventReader) else open_reader(recording)
+        if isinstance(recording, EventReader):
+            if fmt is not None:
+                raise ConfigError("fmt applies to a recording's path, not to an open reader")
+            reader = recording
+        else:
+            reader = open_reader(recording, fmt=fmt)
         super().__init__(f"replay:{reader.path}", reader.sensor_size)
         self.reader = reader
         self.labels = list(reader.labels)
