@@ -18,6 +18,8 @@ from dvsapp.argtypes import positive_int, size
 from dvsapp.errors import ConfigError, DvsappError
 
 if TYPE_CHECKING:
+    from dvsapp.snn.checkpoint import Checkpoint
+    from dvsapp.snn.graph.importer import ImportOptions
     from dvsapp.snn.health import FiringRateHealth
 
 _REPO = Path(__file__).resolve().parents[1]
@@ -135,18 +137,104 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_options(args: argparse.Namespace) -> ImportOptions:
+    from dvsapp.snn.graph.importer import ImportOptions
+
+    return ImportOptions(
+        sensor=args.sensor,
+        input_size=args.input_size,
+        bin_us=args.bin_us,
+        bin_events=args.bin_events,
+        time_steps=args.time_steps,
+        classes=args.classes,
+        dt=args.dt,
+        reset=args.reset,
+        readout=args.readout,
+    )
+
+
+def _add_import_flags(p: argparse.ArgumentParser, what: str) -> None:
+    """How to feed a network from elsewhere (``import``, and ``--model X.nir``)."""
+    g = p.add_argument_group(f"networks from elsewhere ({what})")
+    g.add_argument("--sensor", type=size, default=None, help="the recordings' sensor WxH")
+    g.add_argument(
+        "--input-size", type=size, default=None, help="the network's input WxH (default: its own)"
+    )
+    g.add_argument("--bin-us", type=positive_int, default=None, help="time bins (default 1000)")
+    g.add_argument("--bin-events", type=positive_int, default=None, help="event-count bins")
+    g.add_argument(
+        "--time-steps", type=positive_int, default=300, help="steps per window T (default 300)"
+    )
+    g.add_argument(
+        "--classes",
+        default=None,
+        help="a count, a comma list of names, or nmnist / dvsgesture / cifar10dvs "
+        "(default: the readout's size, named 0..K-1)",
+    )
+    g.add_argument(
+        "--dt", type=float, default=None, help="seconds per step for NIR time constants (1e-4)"
+    )
+    g.add_argument(
+        "--reset",
+        choices=("to_v_reset", "subtract", "none"),
+        default=None,
+        help="spiking nodes' reset (default NIR's: to v_reset)",
+    )
+    g.add_argument(
+        "--readout",
+        choices=("spike_count", "mean_softmax"),
+        default=None,
+        help="class by most output spikes, or softmax of the mean output (default: by the "
+        "output node: spiking or not)",
+    )
+
+
+def _open_model(args: argparse.Namespace, device: str = "cpu") -> Checkpoint:
+    from dvsapp.snn.graph.importer import open_model
+
+    return open_model(args.model, device, _import_options(args))
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from dvsapp.snn.graph.importer import import_nir, save_imported
+
+    if args.framework != "nir":
+        raise ConfigError(f"--framework {args.framework}: only nir is supported so far")
+    ckpt = import_nir(args.source, _import_options(args))
+    out = save_imported(ckpt, args.output)
+    spec = ckpt.config.graph or {}
+    neurons = len(ckpt.model.spiking_layers())
+    print(
+        f"wrote {out}: {len(spec.get('nodes', []))} nodes ({neurons} spiking layers), "
+        f"input {ckpt.config.in_channels}x{ckpt.config.input_size[1]}x"
+        f"{ckpt.config.input_size[0]}, {len(ckpt.class_names)} classes, "
+        f"dt {spec.get('dt')} s, readout {spec.get('readout')}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from dvsapp.runner import run
+    from dvsapp.snn.stepper import resolve_device
 
     if args.threads is not None:
         import torch
 
         torch.set_num_threads(args.threads)
+    window = args.window
+    if window is not None and window != "file":
+        try:
+            window = int(window)
+        except ValueError:
+            raise ConfigError(
+                f"--window takes a number of steps or 'file', got {window!r}"
+            ) from None
     return run(
         args.path,
-        args.model,
+        _open_model(args, str(resolve_device(args.device))),
         device=args.device,
-        window=args.window,
+        window=window,
         speed=args.speed,
         policy=args.policy,
         exit_threshold=args.exit_threshold,
@@ -155,6 +243,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         temporal_exit=args.temporal_exit,
         json_lines=args.json,
         rates=_health(args) if args.rates else None,
+        fmt=args.format,
     )
 
 
@@ -301,12 +390,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.set_defaults(func=_cmd_record)
 
-    run = sub.add_parser("run", help="stream a recording through an SNN checkpoint (no GUI)")
-    run.add_argument("path", help="the recording")
-    run.add_argument("--model", required=True, help="a dvsapp .safetensors checkpoint")
+    imp = sub.add_parser(
+        "import", help="turn a network from elsewhere (a .nir graph) into a dvsapp checkpoint"
+    )
+    imp.add_argument("source", help="the network: a .nir file")
+    imp.add_argument("-o", "--output", required=True, metavar="OUT.safetensors")
+    imp.add_argument("--framework", choices=("nir",), default="nir")
+    _add_import_flags(imp, "how the network is fed")
+    imp.set_defaults(func=_cmd_import)
+
+    run = sub.add_parser("run", help="stream recordings through an SNN checkpoint (no GUI)")
+    run.add_argument("path", nargs="+", help="recordings, or folders of recordings")
+    run.add_argument(
+        "--model", required=True, help="a dvsapp .safetensors checkpoint or a .nir graph"
+    )
+    run.add_argument(
+        "--format", default=None, metavar="NAME", help="force the recordings' format (e.g. nmnist)"
+    )
     run.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     run.add_argument("--json", action="store_true", help="one JSON line per window + summary")
-    run.add_argument("--window", type=int, default=None, help="steps per window (default: T)")
+    run.add_argument(
+        "--window", default=None, help="steps per window (default: T), or 'file': one per recording"
+    )
     run.add_argument(
         "--speed", type=_speed, default=float("inf"), help="0.1 .. N, or max (default max)"
     )
@@ -352,6 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="CPU threads for torch (default: torch's, one per core)",
     )
+    _add_import_flags(run, "--model X.nir")
     run.set_defaults(func=_cmd_run)
 
     from dvsapp.synth.cli import add_parser as add_synth_parser

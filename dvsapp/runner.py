@@ -23,12 +23,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 from tqdm import tqdm
 
 from dvsapp.binning import BinningConfig, Frames, StreamingBinner
 from dvsapp.errors import ConfigError, DvsappError
+from dvsapp.events.detect import detect_format
 from dvsapp.events.sources import ReplaySource, SourceState
 from dvsapp.events.types import LabelSegment, SensorSize
 from dvsapp.rate_report import RateReport
@@ -87,6 +89,7 @@ class RunStats:
     latency_ms: float = 0.0
     t_first_us: int | None = None
     t_last_us: int | None = None
+    stream_us: int = 0  # the spans of the recordings already finished
     wall_s: float = 0.0
 
     def add_window(self, result: WindowResult, correct: bool | None) -> None:
@@ -100,10 +103,15 @@ class RunStats:
             self.t_first_us = result.t_start_us
         self.t_last_us = result.t_end_us
 
+    def end_recording(self) -> None:
+        """Bank the finished recording's span (recordings' clocks are unrelated)."""
+        if self.t_first_us is not None and self.t_last_us is not None:
+            self.stream_us += self.t_last_us - self.t_first_us
+        self.t_first_us = self.t_last_us = None
+
     def to_dict(self, device: str) -> dict[str, Any]:
-        stream_s = (
-            0.0 if self.t_first_us is None else (self.t_last_us - self.t_first_us) / 1e6  # type: ignore[operator]
-        )
+        self.end_recording()
+        stream_s = self.stream_us / 1e6
         return {
             "windows": self.windows,
             "steps": self.steps,
@@ -193,12 +201,43 @@ HEADER = (
 )
 
 
+def expand_recordings(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]], fmt: str | None = None
+) -> list[Path]:
+    """Recordings to run: files as given, folders as every readable recording below them
+    (sorted; files of no known format are skipped). ConfigError when a folder holds none."""
+    items = [paths] if isinstance(paths, str | os.PathLike) else list(paths)
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if not p.is_dir():
+            out.append(p)
+            continue
+        found = []
+        for f in sorted(q for q in p.rglob("*") if q.is_file()):
+            try:
+                detect_format(f, fmt)
+            except DvsappError:
+                continue
+            found.append(f)
+        if not found:
+            raise ConfigError(f"{p}: no readable recording in this folder")
+        out.extend(found)
+    if not out:
+        raise ConfigError("no recording given")
+    return out
+
+
+#: ``window="file"``: one window per recording, whatever its length.
+WHOLE_FILE_STEPS = 1 << 40
+
+
 def run(
-    recording: str | os.PathLike[str],
-    model: str | os.PathLike[str],
+    recording: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    model: str | os.PathLike[str] | Checkpoint,
     *,
     device: str = "auto",
-    window: int | None = None,
+    window: int | str | None = None,
     speed: float = math.inf,
     policy: Policy = "reset",
     exit_threshold: float | None = None,
@@ -208,50 +247,53 @@ def run(
     json_lines: bool = False,
     rates: FiringRateHealth | None = None,
     out: TextIO | None = None,
+    fmt: str | None = None,
 ) -> int:
-    """Run ``model`` over ``recording``; one line per window, then a summary. Returns 0.
+    """Run ``model`` (a checkpoint path or one already open) over one recording, several, or
+    every recording in a folder; one line per window, then a summary. Returns 0.
 
-    With ``rates`` (a health monitor's thresholds), every window also reports each layer's
-    mean firing rate and the flagged layers, and the summary a per-layer rate table
-    (:mod:`dvsapp.rate_report`). Bad input raises a :class:`DvsappError` (the CLI prints it
-    and exits 2).
+    Each recording starts from a fresh state. ``window``: steps per window (default the
+    model's T), or ``"file"`` for one window per recording. With ``rates`` (a health
+    monitor's thresholds), every window also reports each layer's mean firing rate and the
+    flagged layers, and the summary a per-layer rate table (:mod:`dvsapp.rate_report`). Bad
+    input raises a :class:`DvsappError` (the CLI prints it and exits 2).
     """
     out = sys.stdout if out is None else out
     dev = resolve_device(device)
-    ckpt = load_checkpoint(model, dev)
+    paths = expand_recordings(recording, fmt)
+    ckpt = model if isinstance(model, Checkpoint) else load_checkpoint(model, dev)
+    if isinstance(model, Checkpoint):
+        ckpt.model.to(dev)
     exits = build_exits(ckpt, exit_threshold, exit_consecutive, exit_metric, temporal_exit)
+    steps = WHOLE_FILE_STEPS if window == "file" else window
+    if isinstance(steps, str):
+        raise ConfigError(f"window must be a number of steps or 'file', got {window!r}")
     stepper = Stepper(
-        ckpt.model, dev, window, policy, exits=exits, health=rates, rates=rates is not None,
+        ckpt.model, dev, steps, policy, exits=exits, health=rates, rates=rates is not None,
         class_names=ckpt.class_names,
     )  # fmt: skip
     report = None if rates is None else RateReport(stepper.layer_names, rates)
-    source = ReplaySource(recording, speed=speed)
-    try:
-        config = binning_for_recording(ckpt.binning, source.sensor_size, recording)
-    except ConfigError:
-        source.stop()
-        raise
-    cuda = dev.type == "cuda"
-    binner = StreamingBinner(config, "torch" if cuda else "numpy", dev if cuda else None)
-    if not json_lines:
-        _print_header(out, ckpt, source, config, stepper)
     stats = RunStats()
     wall0 = time.perf_counter()
-    with tqdm(unit="step", file=sys.stderr, disable=None, leave=False, dynamic_ncols=True) as bar:
-        on_step = None if report is None else report.add_step
-        for result in stream_windows(source, binner, stepper, stats, bar, on_step):
-            seg = segment_at(source.labels, (result.t_start_us + result.t_end_us) // 2)
-            correct = None if seg is None else is_correct(result, seg, ckpt.class_names)
-            stats.add_window(result, correct)
-            window_rates = {} if report is None else report.close_window()
-            if json_lines:
-                line = {**result.to_dict(), "true": seg.name if seg else None, "correct": correct}
-                tqdm.write(json.dumps({**line, **window_rates}), file=out)
-            else:
-                tqdm.write(_row(result, seg.name if seg else None, correct), file=out)
-            out.flush()
+    many = len(paths) > 1
+    for n, path in enumerate(paths):
+        source = ReplaySource(path, speed=speed, fmt=fmt)
+        try:
+            config = binning_for_recording(ckpt.binning, source.sensor_size, path)
+        except ConfigError:
+            source.stop()
+            raise
+        cuda = dev.type == "cuda"
+        binner = StreamingBinner(config, "torch" if cuda else "numpy", dev if cuda else None)
+        stepper.reset()
+        if not json_lines and n == 0:
+            _print_header(out, ckpt, source, config, stepper, len(paths))
+        _run_one(source, binner, stepper, stats, report, ckpt, json_lines, out, many)
+        stats.end_recording()
     stats.wall_s = time.perf_counter() - wall0
     summary = stats.to_dict(str(dev))
+    if many:
+        summary["recordings"] = len(paths)
     if report is not None:
         summary["firing_rates"] = report.summary()
     if json_lines:
@@ -263,8 +305,44 @@ def run(
     return 0
 
 
+def _run_one(
+    source: ReplaySource,
+    binner: StreamingBinner,
+    stepper: Stepper,
+    stats: RunStats,
+    report: RateReport | None,
+    ckpt: Checkpoint,
+    json_lines: bool,
+    out: TextIO,
+    many: bool,
+) -> None:
+    """Stream one recording, writing a line per window."""
+    name = str(source.reader.path)
+    with tqdm(unit="step", file=sys.stderr, disable=None, leave=False, dynamic_ncols=True) as bar:
+        on_step = None if report is None else report.add_step
+        for result in stream_windows(source, binner, stepper, stats, bar, on_step):
+            seg = segment_at(source.labels, (result.t_start_us + result.t_end_us) // 2)
+            correct = None if seg is None else is_correct(result, seg, ckpt.class_names)
+            stats.add_window(result, correct)
+            window_rates = {} if report is None else report.close_window()
+            if json_lines:
+                line = {**result.to_dict(), "true": seg.name if seg else None, "correct": correct}
+                if many:
+                    line["file"] = name
+                tqdm.write(json.dumps({**line, **window_rates}), file=out)
+            else:
+                row = _row(result, seg.name if seg else None, correct)
+                tqdm.write(f"{row}  {name}" if many else row, file=out)
+            out.flush()
+
+
 def _print_header(
-    out: TextIO, ckpt: Checkpoint, source: ReplaySource, config: BinningConfig, stepper: Stepper
+    out: TextIO,
+    ckpt: Checkpoint,
+    source: ReplaySource,
+    config: BinningConfig,
+    stepper: Stepper,
+    recordings: int = 1,
 ) -> None:
     w, h, _ = source.sensor_size
     c, fh, fw = config.frame_shape
@@ -278,11 +356,17 @@ def _print_header(
     )
     print(
         f"input   {source.reader.path} ({source.reader.format_name}, {w}x{h}) -> "
-        f"{c}x{fh}x{fw} frames of {bins}; windows of {stepper.window_steps} steps "
-        f"({stepper.policy})",
+        f"{c}x{fh}x{fw} frames of {bins}; {_windows(stepper)} ({stepper.policy})"
+        + (f"; {recordings} recordings, each from a fresh state" if recordings > 1 else ""),
         file=out,
     )
     print(HEADER, file=out)
+
+
+def _windows(stepper: Stepper) -> str:
+    if stepper.window_steps == WHOLE_FILE_STEPS:
+        return "one window per recording"
+    return f"windows of {stepper.window_steps} steps"
 
 
 def _print_summary(out: TextIO, s: dict[str, Any]) -> None:

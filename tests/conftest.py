@@ -28,3 +28,12 @@ def samples_dir() -> Path:
     if d is None:
         pytest.skip("real sample recordings absent: no ../shared/samples beside the checkout")
     return d
+
+
+@pytest.fixture(scope="session")
+def shared_models_dir() -> Path:
+    """``../shared/models`` (real networks from other projects); skips where absent."""
+    d = REPO_ROOT.parent / "shared" / "models"
+    if not d.is_dir():
+        pytest.skip("real networks absent: no ../shared/models beside the checkout")
+    return d

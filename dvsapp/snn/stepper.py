@@ -72,7 +72,7 @@ class WindowResult:
     complete: bool  # False for a last window cut short by the end of the stream
     pred: int
     label: str
-    probs: np.ndarray  # float32 [K]: softmax of the mean logits of the window
+    probs: np.ndarray  # float32 [K]: by the model's readout (Stepper._probs)
     exit_step: int
     exit_pred: int
     exit_label: str
@@ -95,7 +95,7 @@ class StepRecord:
     t_start_us: int
     t_end_us: int
     output: np.ndarray  # float32 [K]: this step's logits
-    probs: np.ndarray  # float32 [K]: softmax of the mean logits of the window so far
+    probs: np.ndarray  # float32 [K]: the window's so far, by the model's readout
     pred: int
     latency_ms: float  # frame transfer + model.step (+ CUDA synchronisation)
     exited: bool = False  # the window's early exit fired at this step
@@ -156,6 +156,7 @@ class Stepper:
             raise ConfigError(f"{len(names)} class names for a {cfg.num_classes}-class model")
         self.class_names = list(names)
         self._tracker = ExitTracker(exits)
+        self._spike_readout = getattr(model, "readout", "mean_softmax") == "spike_count"
         self.health = health
         self._setup_probes(probes, probe_layers, rates or health is not None)
         self._step_fn = self._make_step_fn(cuda_graph)
@@ -270,9 +271,7 @@ class Stepper:
         output = out.detach().float().cpu().numpy().reshape(-1)
         self._step += 1
         self._acc += output
-        z = self._acc / self._step  # softmax of the running mean, in float64
-        e = np.exp(z - z.max())
-        probs = (e / e.sum()).astype(np.float32)
+        probs = self._probs()
         pred = int(probs.argmax())
         rec = StepRecord(
             index=self.steps,
@@ -293,6 +292,19 @@ class Stepper:
             rec.window_result = self._close_window(rec.t_end_us, probs, complete=True)
         self._last = rec
         return rec
+
+    def _probs(self) -> np.ndarray:
+        """The window's class probabilities so far, by the model's readout rule: the softmax
+        of the mean output, or (``readout == "spike_count"``) each class's share of the
+        output spikes, uniform while there are none."""
+        if self._spike_readout:
+            total = self._acc.sum()
+            if total <= 0:
+                return np.full(self._acc.shape, 1.0 / self._acc.size, np.float32)
+            return (self._acc / total).astype(np.float32)
+        z = self._acc / self._step  # softmax of the running mean, in float64
+        e = np.exp(z - z.max())
+        return (e / e.sum()).astype(np.float32)
 
     def push_frames(self, frames: Frames) -> list[StepRecord]:
         """:meth:`push` every frame of a binner's output, in order."""

@@ -25,7 +25,7 @@ from torch import nn
 from dvsapp.errors import ConfigError
 from dvsapp.snn.base import ModelConfig, SpikingModel, SpikingNeuron
 from dvsapp.snn.graph.nodes import GraphNeuron, GraphNode, build_node
-from dvsapp.snn.graph.spec import GraphSpec, execution_order
+from dvsapp.snn.graph.spec import STATELESS_TYPES, GraphSpec, Step, execution_order
 
 
 def module_key(name: str) -> str:
@@ -69,6 +69,16 @@ class GraphModel(SpikingModel):
         self._n = len(order)
         self._recurrent = any(p[3] for p in self._program)
         self._prev: list[torch.Tensor | None] = [None] * self._n
+        #: Recurrent sources that are stateless maps (a W_rec Affine, ...): before the first
+        #: step they deliver their response to silence (a bias), as they would to the zero
+        #: spikes of a fresh state; stateful sources deliver nothing.
+        by_name = spec.by_name
+        self._rec_init = {
+            index[a]: (self.nodes[module_key(a)], tuple(by_name[by_name_src(order, a)].shape))
+            for s in order
+            for a in s.recurrent
+            if by_name[a].type in STATELESS_TYPES
+        }
         self._input_shape = tuple(spec.input_shape)
         self._names = {module_key(n.name): n.name for n in spec.nodes}
         self.register_load_state_dict_post_hook(lambda module, _keys: module.refresh())
@@ -108,6 +118,8 @@ class GraphModel(SpikingModel):
         outs: list[Any] = [None] * self._n
         outs[0] = self._adapt(x_t)
         prev = self._prev
+        if self._rec_init and prev[next(iter(self._rec_init))] is None:
+            prev = self._silent_responses(outs[0])
         for i, node, inputs, recurrent in self._program:
             s = outs[inputs[0]]  # every node but the input has a same-step input (DFS tree)
             for j in inputs[1:]:
@@ -120,6 +132,12 @@ class GraphModel(SpikingModel):
             self._prev = outs
         self.steps_taken += 1
         return outs[self._out].flatten(1)
+
+    def _silent_responses(self, x: torch.Tensor) -> list[torch.Tensor | None]:
+        prev: list[torch.Tensor | None] = [None] * self._n
+        for j, (node, shape) in self._rec_init.items():
+            prev[j] = node.step(x.new_zeros((x.shape[0], *shape)))
+        return prev
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``[T, B, C, H, W]`` -> ``[T, B, K]`` from a fresh state; the streaming state is
@@ -156,6 +174,11 @@ class GraphModel(SpikingModel):
                     setattr(m, k, d[k])
         self._prev = saved["prev"]
         self.steps_taken = saved["steps"]
+
+
+def by_name_src(order: list[Step], name: str) -> str:
+    """The first same-step input of node ``name`` (whose shape is the node's input shape)."""
+    return next(s.inputs[0] for s in order if s.name == name)
 
 
 def _key_of(modules: nn.ModuleDict, module: nn.Module) -> str:

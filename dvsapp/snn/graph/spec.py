@@ -36,6 +36,11 @@ NODE_TYPES: tuple[str, ...] = (
 )  # fmt: skip
 #: Node types whose output is a spike train (their layers show in rasters and rates).
 SPIKING_TYPES: frozenset[str] = frozenset({"IF", "LIF", "CubaLIF", "Threshold"})
+#: Node types without state (a recurrent edge from one of them carries its response to
+#: silence into the first step, e.g. a W_rec bias).
+STATELESS_TYPES: frozenset[str] = frozenset(
+    {"Affine", "Linear", "Scale", "Conv1d", "Conv2d", "Flatten", "SumPool2d", "AvgPool2d"}
+)
 #: How a window's class and probabilities come from the output (see dvsapp.snn.stepper).
 READOUTS: tuple[str, ...] = ("spike_count", "mean_softmax")
 #: What a spiking node does after a spike: NIR's reset to ``v_reset``, or subtract threshold.
