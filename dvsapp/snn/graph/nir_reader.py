@@ -133,11 +133,40 @@ def _read_graph(p: Path) -> Any:
     except OSError as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise NirError(p, f"truncated or corrupt HDF5 file ({first})") from None
-    except Exception as e:  # nir raises KeyError/ValueError/... on what it cannot parse
-        raise NirError(p, f"not a readable NIR graph: {_nir_problem(e)}") from None
+    except Exception as e:  # nir raises KeyError/ValueError/AssertionError/... on what it
+        unknown = _unknown_node_type(p)  # cannot parse: name the node where we can
+        raise NirError(p, unknown or f"not a readable NIR graph: {_nir_problem(e)}") from None
     if not isinstance(graph, nir.NIRGraph):
         raise NirError(p, f"holds a single {type(graph).__name__} node, not a graph")
     return graph
+
+
+def _unknown_node_type(p: Path) -> str | None:
+    """'node X has the unknown type Y' for the first node nir has no class for, or None."""
+    import h5py
+    import nir
+
+    known = {name for name in dir(nir) if isinstance(getattr(nir, name), type)}
+
+    def walk(group: Any, prefix: str) -> str | None:
+        for name, node in group.get("nodes", {}).items():
+            kind = node["type"][()] if "type" in node else b""
+            kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+            if kind not in known:
+                return (
+                    f"node {prefix}{name!r} has the node type {kind!r}, which NIR does not define"
+                )
+            if kind == "NIRGraph":
+                found = walk(node, f"{prefix}{name}.")
+                if found:
+                    return found
+        return None
+
+    try:
+        with h5py.File(p, "r") as f:
+            return walk(f["node"], "") if "node" in f else None
+    except Exception:  # the file is damaged beyond naming a node
+        return None
 
 
 def _nir_problem(e: Exception) -> str:
