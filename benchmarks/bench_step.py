@@ -1,9 +1,11 @@
 """Streaming step latency: dvsapp's ``model.step`` against the same network built from
-SpikingJelly single-step modules (``benchmarks/sj_models.py``), batch 1, side by side.
+SpikingJelly single-step modules (``benchmarks/sj_models.py``), batch 1, side by side; and
+dvsapp's graph model of a NIR graph against sinabs and snnTorch stepping the same graph.
 
     .venv/bin/python benchmarks/bench_step.py                      # every arch, CPU (+ CUDA)
     .venv/bin/python benchmarks/bench_step.py --archs resnet_small vgg_small --threads 1,2
     .venv/bin/python benchmarks/bench_step.py --device cuda --sizes all
+    .venv/bin/python benchmarks/bench_step.py --archs resnet_small vgg_small nir_nmnist nir_128
 
 Rows, per arch and input size:
 
@@ -13,13 +15,24 @@ Rows, per arch and input size:
   (:class:`dvsapp.snn.cuda_graph.CudaGraphStep`, graphs captured before timing) and
   ``spikingjelly eager`` (SpikingJelly has no graphed stateful single-step path: its
   ``StaticCudaGraph`` is private and re-reads the state of capture time).
+* NIR graphs (``benchmarks/graph_models.py``): ``nir_nmnist``, the N-MNIST CNN exported from
+  sinabs (2x34x34), and ``nir_128``, a graph of the same shape at 2x128x128 written here with
+  ``nir`` (random weights, seed 0) to a temporary ``.nir`` file. Rows: ``dvsapp graph``
+  (:func:`dvsapp.snn.graph.importer.import_nir`'s ``GraphModel.step``; on CUDA also its CUDA
+  graph), ``sinabs`` (``sinabs.from_nir(graph, batch_size=1)``, one ``[1, C, H, W]`` frame per
+  call, its IAF layers keeping state) and ``snntorch`` (``import_from_nir``); a peer that
+  cannot build or step the graph is a row "n/a" with its error. Frames: binary spikes of 5 %
+  density. The graphs' IF neurons run free (no reset) like tdBN networks.
 
 Each step is timed alone, from the call to its output being ready (a CUDA synchronise after
 each step), over ``--steps`` steps after ``--warmup`` steps; the implementations alternate in
 blocks of 25 steps so drift on a shared machine hits both. Frames are Poisson event counts
 (mean 0.1 per pixel), weights random (dense kernels: the cost does not depend on them). BNTT
 networks are reset every T steps (untimed), as a stream must; tdBN networks run free.
-``speed-up`` is SpikingJelly's median over dvsapp's.
+The input column gives each network's multiply-accumulates per step (convolutions and matmuls,
+``torch.utils.flop_counter``), to compare networks of similar size. ``speed-up`` is the
+peer's median over dvsapp's: SpikingJelly's for our architectures, sinabs' for the NIR
+graphs.
 """
 
 from __future__ import annotations
@@ -41,6 +54,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import graph_models
 from sj_models import reset as sj_reset
 from sj_models import sj_equivalent
 
@@ -48,7 +62,7 @@ from dvsapp.snn import resnet, vgg
 from dvsapp.snn.base import SpikingModel
 from dvsapp.snn.cuda_graph import CudaGraphStep
 
-ARCHS = ("resnet17", "resnet19", "resnet_small", "vgg9", "vgg11", "vgg_small")
+ARCHS = ("resnet17", "resnet19", "resnet_small", "vgg9", "vgg11", "vgg_small", *graph_models.GRAPHS)
 SMALL = ("resnet_small", "vgg_small")
 BLOCK = 25
 
@@ -68,6 +82,7 @@ CASES: tuple[Case, ...] = (
     Case("vgg9", "CIFAR10-DVS", {}),
     Case("vgg11", "CIFAR10-DVS", {}),
     Case("vgg_small", "default", {}),
+    *(Case(g, graph_models.LABELS[g], {}) for g in graph_models.GRAPHS),
 )
 EXTRA_CASES: tuple[Case, ...] = (
     Case("resnet19", "CIFAR-10", {"in_channels": 3, "input_size": (32, 32), "time_steps": 6}),
@@ -145,6 +160,8 @@ def impls_for(model: SpikingModel, device: torch.device, sj_neuron: str) -> list
 
 
 def bench_case(case: Case, device: torch.device, args: argparse.Namespace) -> list[tuple]:
+    if case.arch in graph_models.GRAPHS:
+        return bench_graph(case, device, args)
     model = build(case).to(device)
     cfg = model.config
     shape = (1, cfg.in_channels, cfg.input_size[1], cfg.input_size[0])
@@ -153,7 +170,7 @@ def bench_case(case: Case, device: torch.device, args: argparse.Namespace) -> li
     window = cfg.time_steps if model.family == "bntt" else None
     impls = [impl for impl in impls_for(model, device, args.sj_neuron) if runs(impl, frames[0])]
     run_interleaved(impls, frames, args.steps, args.warmup, window)
-    size = f"{cfg.in_channels}x{cfg.input_size[1]}x{cfg.input_size[0]}"
+    size = f"{cfg.in_channels}x{cfg.input_size[1]}x{cfg.input_size[0]} {mmacs(model, frames[0])}"
     sj = [impl for impl in impls if impl.name.startswith("spikingjelly")]
     rows = []
     for impl in impls:
@@ -163,23 +180,88 @@ def bench_case(case: Case, device: torch.device, args: argparse.Namespace) -> li
     return rows
 
 
-def runs(impl: Timed, frame: torch.Tensor) -> bool:
-    """One trial step; an implementation that cannot run here is reported and left out."""
+def bench_graph(case: Case, device: torch.device, args: argparse.Namespace) -> list[tuple]:
+    """A NIR graph: dvsapp's graph model against the peers that read the same file."""
+    try:
+        with graph_models.temp_dir() as tmp:
+            path = graph_models.nir_file(case.arch, Path(tmp))
+            model = graph_models.dvsapp_model(path, device)
+            peers = graph_models.peers(path, device)
+    except Exception as exc:  # no nir package, no N-MNIST file: the other rows still run
+        print(f"  {case.arch} left out: {type(exc).__name__}: {exc}")
+        return []
+    cfg = model.config
+    shape = (1, cfg.in_channels, cfg.input_size[1], cfg.input_size[0])
+    frames = [f.to(device) for f in graph_models.spike_frames(shape, 16)]
+    impls = [Timed("dvsapp graph", model.step, model.reset)]
+    if device.type == "cuda":
+        try:
+            graphed = copy.deepcopy(model)
+            runner = CudaGraphStep(graphed, 1, shape[1:], device)
+            runner.prepare()
+            impls.append(Timed("dvsapp cuda graph", runner.step, runner.reset))
+        except Exception as exc:
+            print(f"  dvsapp cuda graph left out: {type(exc).__name__}: {exc}")
+    missing: list[tuple[str, str]] = []
+    for name, step, reset, why in peers:
+        if step is None or reset is None:
+            missing.append((name, why))
+            continue
+        impl = Timed(name, step, reset)
+        why = trial(impl, frames[0])
+        if why:
+            missing.append((name, graph_models.explain(name, why)))
+        else:
+            impls.append(impl)
+    run_interleaved(impls, frames, args.steps, args.warmup, None)
+    size = f"{cfg.in_channels}x{cfg.input_size[1]}x{cfg.input_size[0]} {mmacs(model, frames[0])}"
+    peer = next((impl for impl in impls if not impl.name.startswith("dvsapp")), None)
+    rows = []
+    for impl in impls:
+        med, p95 = summary(impl.times)
+        speed = f"{summary(peer.times)[0] / med:.2f}x" if peer and impl is not peer else ""
+        rows.append((case.arch, f"{size} {case.label}", impl.name, med, p95, speed))
+    rows += [(case.arch, f"{size} {case.label}", name, None, None, why) for name, why in missing]
+    return rows
+
+
+def mmacs(model: SpikingModel, frame: torch.Tensor) -> str:
+    """Multiply-accumulates of one step (convolutions and matmuls), for "of similar size"."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model.reset()
+        model.step(frame)
+    model.reset()
+    return f"{counter.get_total_flops() / 2e6:.1f}M MAC"
+
+
+def trial(impl: Timed, frame: torch.Tensor) -> str:
+    """One trial step: "" when it runs, else the error (the implementation is left out)."""
     try:
         with torch.inference_mode():
             impl.reset()
             impl.step(frame)
     except Exception as exc:  # a missing optional back end (e.g. SpikingJelly's kernels)
-        print(f"  {impl.name} left out: {type(exc).__name__}: {exc}")
-        return False
-    return True
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"{type(exc).__name__}: {text}"[:160]
+    return ""
+
+
+def runs(impl: Timed, frame: torch.Tensor) -> bool:
+    """One trial step; an implementation that cannot run here is reported and left out."""
+    why = trial(impl, frame)
+    if why:
+        print(f"  {impl.name} left out: {why}")
+    return not why
 
 
 def header(args: argparse.Namespace, devices: list[torch.device]) -> str:
     lines = [
         f"torch {torch.__version__}, spikingjelly {version('spikingjelly')}, "
+        f"sinabs {_version('sinabs')}, snntorch {_version('snntorch')}, nir {_version('nir')}, "
         f"python {platform.python_version()}, {os.cpu_count()} CPUs "
-        f"({platform.processor() or platform.machine()})",
+        f"({cpu_model() or platform.processor() or platform.machine()})",
         f"batch 1; {args.steps} timed steps after {args.warmup} warm-up steps; median and "
         f"p95 ms per step; SpikingJelly neurons: {args.sj_neuron}",
     ]
@@ -188,15 +270,35 @@ def header(args: argparse.Namespace, devices: list[torch.device]) -> str:
     return "\n".join(lines)
 
 
+def _version(dist: str) -> str:
+    try:
+        return version(dist)
+    except Exception:
+        return "absent"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def print_table(title: str, rows: list[tuple]) -> None:
     print(f"\n{title}")
-    print(f"{'arch':<13} {'input':<22} {'implementation':<19} {'median':>8} {'p95':>8} "
+    print(f"{'arch':<13} {'input':<32} {'implementation':<19} {'median':>8} {'p95':>8} "
           f"{'speed-up':>9}")  # fmt: skip
     last = None
     for arch, size, name, med, p95, speed in rows:
         shown = (arch, size) if (arch, size) != last else ("", "")
         last = (arch, size)
-        print(f"{shown[0]:<13} {shown[1]:<22} {name:<19} {med:8.3f} {p95:8.3f} {speed:>9}")
+        if med is None:  # a peer that cannot step this graph: the reason
+            print(f"{shown[0]:<13} {shown[1]:<32} {name:<19} {'n/a':>8} {'':>8}  {speed}")
+            continue
+        print(f"{shown[0]:<13} {shown[1]:<32} {name:<19} {med:8.3f} {p95:8.3f} {speed:>9}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
