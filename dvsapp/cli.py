@@ -293,6 +293,7 @@ def _cmd_gui(args: argparse.Namespace) -> int:
         screenshot=Path(args.screenshot) if args.screenshot else None,
         quit_after=args.quit_after,
         source=args.source,
+        import_options=_import_options(args),
     )
 
 
@@ -324,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         default=None,
         metavar="CKPT",
-        help="a .safetensors checkpoint, or 'demo' for an untrained network "
+        help="a .safetensors checkpoint, a .nir graph (imported in memory; see the flags "
+        "below), or 'demo' for an untrained network "
         "(default: models/resnet_small_synth.safetensors)",
     )
     gui.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
@@ -339,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="exit after this much playback (default with --screenshot: 2)",
     )
+    _add_import_flags(gui, "--model X.nir")
     gui.set_defaults(func=_cmd_gui)
 
     info = sub.add_parser("info", help="format, sensor size, counts, timing and labels of a file")

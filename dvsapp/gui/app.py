@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import (
+    QEvent,
     QMessageLogContext,
     QObject,
     QTimer,
@@ -22,6 +23,7 @@ from dvsapp.gui.main_window import MainWindow
 from dvsapp.gui.pipeline_port import PipelineLike
 from dvsapp.gui.slots import note_slot
 from dvsapp.pipeline import PipelineSettings
+from dvsapp.snn.graph.importer import ImportOptions
 
 #: Shipped checkpoints offered in the model chooser.
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
@@ -41,7 +43,8 @@ def _qt_message(kind: QtMsgType, context: QMessageLogContext, message: str) -> N
 
 
 def shipped_models(folder: Path = MODELS_DIR) -> list[Path]:
-    """The checkpoints in ``models/`` (none until trained models ship)."""
+    """The checkpoints in ``models/``: ours and networks imported there by ``dvsapp import``
+    (any ``.safetensors``; a ``.nir`` graph is opened with "other checkpoint or .nir…")."""
     return sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
 
 
@@ -92,6 +95,8 @@ class TimedExit(QObject):
             self.exit_code = 1
             self.message = f"no model step was drawn within {FIRST_FRAME_TIMEOUT_S:.0f} s"
         self._timer.stop()
+        # Lay out what the last stats changed (a status field's longer text) before the grab.
+        QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
         if self.screenshot is not None and not self.window.grab().save(str(self.screenshot)):
             self.exit_code = 1
             self.message = f"{self.screenshot}: cannot write the screenshot"
@@ -108,10 +113,12 @@ def run_app(
     quit_after: float | None = None,
     pipeline_factory: Callable[[PipelineSettings], PipelineLike] | None = None,
     source: str | None = None,
+    import_options: ImportOptions | None = None,
 ) -> int:
     """Open the main window on ``recording`` with ``checkpoint`` (None: the untrained demo)
     and run the event loop; returns the exit status. ``source``: a source spec
-    (factory.open_source's forms) to stream from instead of ``recording``."""
+    (factory.open_source's forms) to stream from instead of ``recording``.
+    ``import_options``: how to feed ``checkpoint`` when it is a NIR graph."""
     if pipeline_factory is None:
         from dvsapp.pipeline import Pipeline
 
@@ -124,6 +131,7 @@ def run_app(
         checkpoint=None if checkpoint is None else Path(checkpoint),
         device=device,
         speed=speed,
+        import_options=import_options,
     )
     window = MainWindow(pipeline_factory(settings), shipped_models(), cuda_available())
     window.resize(*WINDOW_SIZE)

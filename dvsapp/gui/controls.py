@@ -45,6 +45,29 @@ WEBCAM = "webcam:0"
 #: What a recording (replay) source can do; live sources say what they can.
 ALL_CAPABILITIES = frozenset({"pause", "seek", "speed", "loop"})
 ALL_LAYERS = "all layers"
+#: Families whose networks are time-invariant: the state may run freely across windows.
+FREE_RUNNING_FAMILIES = frozenset({"tdbn", "graph"})
+
+
+def model_text(info: ModelInfo) -> str:
+    """The model label: what the network is (where it comes from, for one from elsewhere),
+    its classes, input and device. Explicit lines, each short enough for the column."""
+    kind = "trained" if info.trained else "untrained"
+    last = f"{len(info.class_names)} classes, input {info.input_size[0]}x{info.input_size[1]}, "
+    last += f"on {info.device}"
+    src = info.source
+    if not src:
+        return f"{info.arch} ({info.family}, {kind})\n{last}"
+    framework = str(src.get("framework", "imported"))
+    framework = framework.upper() if framework.lower() == "nir" else framework
+    first = f"{framework} graph: {src.get('file') or info.name}"
+    details = []
+    dt = src.get("dt_s")
+    if isinstance(dt, int | float) and not isinstance(dt, bool) and dt > 0:
+        details.append(f"dt {dt * 1e3:g} ms")
+    if src.get("readout"):
+        details.append(str(src["readout"]).replace("_", "-") + " readout")
+    return "\n".join([first, ", ".join(details) or "imported", last])
 
 
 def _combo_disable(combo: QComboBox, index: int, tip: str) -> None:
@@ -165,10 +188,11 @@ class Controls(QWidget):
         box = QGroupBox("Model")
         form = QFormLayout(box)
         self.model = QComboBox()
+        self._shipped = {Path(p) for p in shipped}
         for p in shipped:
             self.model.addItem(p.stem, p)
         self.model.addItem("untrained demo (resnet_small)", DEMO)
-        self.model.addItem("other checkpoint…", BROWSE)
+        self.model.addItem("other checkpoint or .nir…", BROWSE)
         self.model.activated.connect(self.model_chosen)
         form.addRow("model", self.model)
         self.device = QComboBox()
@@ -235,7 +259,7 @@ class Controls(QWidget):
         form.addRow("window", self.window_steps)
         self.policy = QComboBox()
         self.policy.addItem("reset each window", "reset")
-        self.policy.addItem("free-running (tdBN)", "free")
+        self.policy.addItem("free-running (tdBN, graph)", "free")
         self.policy.activated.connect(self.policy_chosen)
         form.addRow("state", self.policy)
         return box
@@ -329,14 +353,7 @@ class Controls(QWidget):
     def set_model(self, info: ModelInfo, settings: PipelineSettings) -> None:
         """Fill the model-dependent controls (defaults: the checkpoint's bin and T)."""
         self.info = info
-        kind = "trained" if info.trained else "untrained"
-        # Explicit lines, no word wrap: a wrapped label in this form gets one line's height
-        # once the panel is full, and its text was clipped.
-        self.model_label.setText(
-            f"{info.arch} ({info.family}, {kind})\n{len(info.class_names)} classes, "
-            f"input {info.input_size[0]}x{info.input_size[1]}, on {info.device}"
-        )
-        self.model_label.setToolTip(info.name)
+        self.show_model_text(info)
         for spin, value in (
             (self.bin_us, settings.bin_us or info.bin_us or self.bin_us.minimum()),
             (self.window_steps, settings.window_steps or info.window_steps),
@@ -351,7 +368,13 @@ class Controls(QWidget):
             if counted
             else "time per frame (default: the checkpoint's)"
         )
-        _set_item_enabled(self.policy, 1, info.family == "tdbn")
+        free = info.family in FREE_RUNNING_FAMILIES
+        _set_item_enabled(self.policy, 1, free)
+        self.policy.setItemData(
+            1,
+            "" if free else "only time-invariant networks (tdBN, graph) may run freely",
+            Qt.ItemDataRole.ToolTipRole,
+        )
         self.gamma_on.setEnabled(info.family == "bntt")
         self.gamma.setEnabled(info.family == "bntt")
         self.channel_layer.clear()
@@ -365,6 +388,13 @@ class Controls(QWidget):
         self.threshold_layer.addItems(info.layer_names)
         self._scales = dict(settings.threshold_scale)
         self.threshold_layer_chosen()
+
+    def show_model_text(self, info: ModelInfo) -> None:
+        """The model label for ``info``."""
+        # Explicit lines, no word wrap: a wrapped label in this form gets one line's height
+        # once the panel is full, and its text was clipped.
+        self.model_label.setText(model_text(info))
+        self.model_label.setToolTip(str(info.path) if info.path else info.name)
 
     def show_settings(self, s: PipelineSettings) -> None:
         """Make the controls show ``s`` (without emitting anything)."""
@@ -444,7 +474,18 @@ class Controls(QWidget):
                 return
         assert checkpoint is not None
         self.model.insertItem(0, Path(checkpoint).name, Path(checkpoint))
+        self.model.setItemData(0, str(checkpoint), Qt.ItemDataRole.ToolTipRole)
         self.model.setCurrentIndex(0)
+
+    def forget_model(self, checkpoint: Path | None) -> None:
+        """Drop the entry added for ``checkpoint`` (one that failed to load); the models in
+        ``models/`` stay listed."""
+        if checkpoint is None or Path(checkpoint) in self._shipped:
+            return
+        for i in range(self.model.count()):
+            if self.model.itemData(i) == Path(checkpoint) and i != self.model.currentIndex():
+                self.model.removeItem(i)
+                return
 
     # -- slots -----------------------------------------------------------------------------
     @Slot()

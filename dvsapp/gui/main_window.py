@@ -54,13 +54,21 @@ from dvsapp.gui.status import StatusBar
 from dvsapp.pipeline import ModelInfo, PipelineSettings, PipelineStats
 
 REDRAW_MS = 16  # at most ~60 redraws per second
+#: Bins this short or shorter (e.g. N-MNIST's 1 ms) hold a handful of events each: unless the
+#: user chose, the event view accumulates over the window for such a model.
+SHORT_BIN_US = 5000
 #: While the pipeline falls behind real time, redraw at most ~30 times a second instead, so
 #: the worker gets the CPU the GUI gives up (on a 2-core machine they share one core's worth).
 SLOW_REDRAW_MS = 33
 STATS_MS = 250
-CHECKPOINT_FILTER = "dvsapp checkpoints (*.safetensors);;All files (*)"
+CHECKPOINT_FILTER = (
+    "Models (*.safetensors *.nir);;dvsapp checkpoints (*.safetensors);;NIR graphs (*.nir);;"
+    "All files (*)"
+)
+#: Dropped files with these suffixes load as models (anything else opens as a recording).
+MODEL_SUFFIXES = (".safetensors", ".nir")
 RECORDING_FILTER = (
-    "Event recordings (*.aedat4 *.aedat *.aedat3 *.dat *.raw *.npy *.npz);;All files (*)"
+    "Event recordings (*.aedat4 *.aedat *.aedat3 *.dat *.raw *.bin *.npy *.npz);;All files (*)"
 )
 VIDEO_FILTER = "Videos (*.avi *.mp4 *.mkv *.mov *.webm *.mpg);;All files (*)"
 
@@ -94,6 +102,13 @@ class MainWindow(QMainWindow):
         self.live_spec: str | None = None  # the live source streaming now (None: recording)
         self.camera_reason = ""  # why no camera was found, at the last scan
         self._network_spec = "tcp://127.0.0.1:7777"
+        #: How to import each NIR graph opened so far (the command line's flags; a graph
+        #: chosen in the app gets the defaults).
+        self.import_options: dict[Path, Any] = {}
+        if self.settings.checkpoint is not None and self.settings.import_options is not None:
+            self.import_options[self.settings.checkpoint] = self.settings.import_options
+        self._model_failures = 0  # PipelineStats.model_failures handled so far
+        self._accumulate_chosen = False  # the user set the event view's accumulation
         self.setWindowTitle("dvsapp")
         self.setAcceptDrops(True)
         self.setStyleSheet(theme.STYLESHEET)
@@ -227,7 +242,7 @@ class MainWindow(QMainWindow):
         if not paths:
             return
         event.acceptProposedAction()
-        if paths[0].suffix == ".safetensors":
+        if paths[0].suffix.lower() in MODEL_SUFFIXES:
             self.load_model(paths[0])
         else:
             self.open_recording(paths[0])
@@ -348,10 +363,14 @@ class MainWindow(QMainWindow):
         self.controls.show_source(RECORDING if spec is None else self._combo_data(spec))
 
     def load_model(self, checkpoint: Path | None) -> None:
-        """Load a checkpoint (None: the untrained demo); per-model choices start over."""
+        """Load a checkpoint or a NIR graph (None: the untrained demo); per-model choices
+        start over. If it fails to load, the model running now stays (see
+        :meth:`_check_model_failure`)."""
+        path = None if checkpoint is None else Path(checkpoint)
         self.settings = dataclasses.replace(
             self.settings,
-            checkpoint=None if checkpoint is None else Path(checkpoint),
+            checkpoint=path,
+            import_options=None if path is None else self.import_options.get(path),
             bin_us=None,
             window_steps=None,
             vm_neurons={},
@@ -360,7 +379,9 @@ class MainWindow(QMainWindow):
         )
         self.controls.select_model(self.settings.checkpoint)
         self.controls.model_label.setText("loading…")
-        if self._guard(self.pipeline.load_model, self.settings.checkpoint):
+        if self._guard(
+            self.pipeline.load_model, self.settings.checkpoint, self.settings.import_options
+        ):
             self._guard(self.pipeline.configure, self.settings)  # the per-model resets
 
     def show_error(self, message: str) -> None:
@@ -400,6 +421,7 @@ class MainWindow(QMainWindow):
     @Slot(bool)
     def apply_accumulate(self, on: bool) -> None:
         note_slot("MainWindow.apply_accumulate")
+        self._accumulate_chosen = True
         self._configure(accumulate_events=bool(on))
 
     @Slot(bool)
@@ -528,13 +550,43 @@ class MainWindow(QMainWindow):
         if same_model:
             for p in self.panels:
                 p.update_info(info)
+            self.controls.show_model_text(info)  # e.g. the same file loaded again
             return
+        short = 0 < info.bin_us <= SHORT_BIN_US
+        if not self._accumulate_chosen and self.settings.accumulate_events != short:
+            self._configure(accumulate_events=short)
         for p in self.panels:
             p.set_model(info, self.settings)
         self._auto_trace_at = self.seq + 2 * info.window_steps
         self.controls.set_model(info, self.settings)
         self.controls.show_settings(self.settings)
         self._update_title()
+
+    def _check_model_failure(self, st: PipelineStats) -> None:
+        """A model failed to load: say why; when it was the one asked for last, show the
+        model still running (the worker kept it) as the chosen one again."""
+        failures = getattr(st, "model_failures", 0)
+        if failures <= self._model_failures:
+            return
+        self._model_failures = failures
+        self.show_error(st.model_error or "the model failed to load")
+        if st.failed_model != self.settings.checkpoint:
+            return  # an older request: a newer one is on its way
+        info = self.info
+        if info is None:
+            self.controls.model_label.setText("no model loaded\n(see the error above)")
+            return
+        keep = info.path if info.trained else None
+        self.settings = dataclasses.replace(
+            self.settings,
+            checkpoint=keep,
+            import_options=None if keep is None else self.import_options.get(keep),
+        )
+        self.controls.select_model(keep)
+        self.controls.forget_model(st.failed_model)
+        self.controls.set_model(info, self.settings)
+        self.controls.show_settings(self.settings)
+        self._guard(self.pipeline.configure, self.settings)
 
     def _update_title(self) -> None:
         rec = self.settings.recording.name if self.settings.recording else "no recording"
@@ -555,6 +607,7 @@ class MainWindow(QMainWindow):
             self.show_error(str(e))
             return
         self._last_stats = st
+        self._check_model_failure(st)
         for p in self.panels:
             p.flush_hint()
         self.status.update_stats(st, self.rates.health if self.info else None, self.info)

@@ -16,6 +16,7 @@ from dvsapp.events.sources import EventSource
 from dvsapp.pipeline.mailbox import Mailbox
 from dvsapp.pipeline.records import ModelInfo, PipelineSettings, PipelineStats
 from dvsapp.pipeline.worker import Command, Worker
+from dvsapp.snn.graph.importer import ImportOptions
 
 THREAD_NAME = "dvsapp-pipeline"
 #: Pipelines started and not yet stopped (stopped at interpreter exit).
@@ -106,11 +107,20 @@ class Pipeline:
             self.settings = dataclasses.replace(self.settings, recording=None)
         self._send("source", source)
 
-    def load_model(self, checkpoint: str | os.PathLike[str] | None) -> None:
-        """Load a checkpoint (None: the untrained demo), even the same file again."""
+    def load_model(
+        self,
+        checkpoint: str | os.PathLike[str] | None,
+        import_options: ImportOptions | None = None,
+    ) -> None:
+        """Load a checkpoint (None: the untrained demo), even the same file again.
+
+        A ``.nir`` graph is imported with ``import_options`` (None: the defaults). When a
+        model is running and the new one fails to load, the running one stays.
+        """
         path = None if checkpoint is None else Path(checkpoint)
         with self._lock:
-            self._update(dataclasses.replace(self.settings, checkpoint=path), "model")
+            new = dataclasses.replace(self.settings, checkpoint=path, import_options=import_options)
+            self._update(new, "model")
 
     def set_threshold_scale(self, layer: str, scale: float) -> None:
         """Multiply one spiking layer's threshold live (1.0 restores it)."""

@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -20,8 +20,9 @@ from dvsapp.events.types import DVS_GESTURE_CLASSES, SensorSize
 from dvsapp.pipeline.records import PipelineSettings
 from dvsapp.runner import binning_for_recording, build_exits
 from dvsapp.snn.base import SpikingModel
-from dvsapp.snn.checkpoint import Checkpoint, load_checkpoint
+from dvsapp.snn.checkpoint import Checkpoint
 from dvsapp.snn.early_exit import Metric
+from dvsapp.snn.graph.importer import ImportOptions, open_model
 from dvsapp.snn.health import FiringRateHealth
 from dvsapp.snn.registry import build_model, default_config
 from dvsapp.snn.stepper import Policy, Stepper, resolve_device
@@ -91,13 +92,28 @@ def demo_input(sensor: SensorSize) -> tuple[int, int]:
     return min(DEMO_INPUT[0], sensor[0]), min(DEMO_INPUT[1], sensor[1])
 
 
-def load_model(checkpoint: Path | None, device: str, sensor: SensorSize) -> LoadedModel:
-    """The checkpoint's model on ``device``, or the untrained demo for ``sensor``."""
+def load_model(
+    checkpoint: Path | None,
+    device: str,
+    sensor: SensorSize,
+    options: ImportOptions | None = None,
+) -> LoadedModel:
+    """The checkpoint's model on ``device``, or the untrained demo for ``sensor``.
+
+    ``checkpoint`` may also be a NIR graph (``.nir``), imported in memory with ``options``
+    (None: the defaults, as ``dvsapp import`` without flags).
+    """
     if checkpoint is None:
         return demo_model(sensor, device)
     dev = resolve_device(device)
-    ckpt = load_checkpoint(checkpoint, dev)
+    ckpt = open_model(checkpoint, dev, options)
     return LoadedModel(ckpt, Path(checkpoint).name, True, dev, layer_shapes(ckpt.model, dev))
+
+
+def model_source(ckpt: Checkpoint) -> dict[str, Any]:
+    """Where a network from elsewhere comes from (``extra["source"]``; {} for ours)."""
+    src = ckpt.extra.get("source") if isinstance(ckpt.extra, dict) else None
+    return dict(src) if isinstance(src, dict) else {}
 
 
 def demo_model(sensor: SensorSize, device: str) -> LoadedModel:

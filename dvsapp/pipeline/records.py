@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from dvsapp.snn.graph.importer import ImportOptions
 from dvsapp.snn.health import HealthReport
 from dvsapp.snn.stepper import WindowResult
 
@@ -32,7 +34,7 @@ class PipelineSettings:
     loop: bool = True
     bin_us: int | None = None  # None: the checkpoint's time window
     window_steps: int | None = None  # None: the checkpoint's T
-    policy: str = "reset"  # "reset" | "free" (tdBN only)
+    policy: str = "reset"  # "reset" | "free" (time-invariant families: tdbn, graph)
     exit_threshold: float | None = 0.9  # confidence exit (None: off)
     exit_consecutive: int = 3
     exit_metric: str = "prob"  # "prob" | "margin"
@@ -42,6 +44,8 @@ class PipelineSettings:
     vm_neurons: dict[str, tuple[int, ...]] = field(default_factory=dict)  # layer -> flat idx
     threshold_scale: dict[str, float] = field(default_factory=dict)  # layer -> scale (1.0)
     accumulate_events: bool = False  # event view: accumulate over the window, not one bin
+    #: (added) how to feed ``checkpoint`` when it is a NIR graph (None: ImportOptions()).
+    import_options: ImportOptions | None = None
 
 
 @dataclass
@@ -50,7 +54,7 @@ class ModelInfo:
 
     name: str  # checkpoint file name, or "untrained demo (resnet_small)"
     arch: str
-    family: str  # "tdbn" | "bntt"
+    family: str  # "tdbn" | "bntt" | "graph"
     class_names: list[str]
     layer_names: list[str]  # spiking layers in forward order
     layer_shapes: dict[str, tuple[int, ...]]  # per-sample neuron map shape per layer
@@ -68,6 +72,9 @@ class ModelInfo:
     vm_index: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     event_count: int | None = None  # (added) events per bin in count mode, else None
     path: Path | None = None  # (added) the checkpoint file (None for the demo)
+    #: (added) where a network from elsewhere comes from: its checkpoint's ``extra["source"]``
+    #: (framework, file, dt_s, readout, ...); empty for our own architectures.
+    source: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -117,3 +124,8 @@ class PipelineStats:
     t_first_us: int | None = None  # (added) the recording's first timestamp
     overhead_ms: float = 0.0  # (added) mean pipeline work per step around the model
     epoch: int = 0  # (added) see StepFrame.epoch
+    #: (added) model loads that failed so far; the last one's file and one-line reason. A
+    #: load that fails while a model runs leaves that model running (no "error" state).
+    model_failures: int = 0
+    failed_model: Path | None = None
+    model_error: str = ""

@@ -14,7 +14,9 @@ request steps exactly one.
 
 Errors (a bad recording, a checkpoint for another architecture, CUDA missing, a failing
 step) never leave the thread: they become the state "error" with a one-line message, and the
-next open / load / configure that succeeds clears them.
+next open / load / configure that succeeds clears them. A model that fails to load while
+another runs is the exception: the running one stays (and keeps stepping), and the failure
+shows in the stats (``model_failures``, ``failed_model``, ``model_error``) instead.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from dvsapp.pipeline.loading import (
     build_chain,
     demo_input,
     load_model,
+    model_source,
     open_recording,
 )
 from dvsapp.pipeline.mailbox import Mailbox
@@ -133,6 +136,11 @@ class Worker:
         self._meter = Meter()
         self._rec: Recording | None = None
         self._model: LoadedModel | None = None
+        self._loaded_as: tuple[Any, ...] = ()  # (checkpoint, import_options, device) of it
+        self._failed_as: tuple[Any, ...] = ()  # the same, of the last load that failed
+        self._model_failures = 0
+        self._failed_model: Path | None = None
+        self._model_error = ""
         self._chain: Chain | None = None
         self._tap: ProbeTap | None = None
         self._errors: dict[str, str] = {}  # what failed ("recording", "model", ...) -> why
@@ -285,10 +293,14 @@ class Worker:
         if reopen:
             with self._trap("recording"):
                 self._open(new.recording, live)
-        reload = "model" in force or changed("checkpoint", "device") or self._demo_misfits()
+        reload = (
+            "model" in force
+            or changed("checkpoint", "device", "import_options")
+            or self._demo_misfits()
+        )
         if reload:
             with self._trap("model"):
-                self._load()
+                reload = self._load(forced="model" in force)
         if reopen or reload or changed(*CHAIN_FIELDS) or self._chain is None:
             with self._trap("config"):
                 self._rebuild()
@@ -356,10 +368,46 @@ class Worker:
             and m.ckpt.config.input_size != demo_input(self._sensor())
         )
 
-    def _load(self) -> None:
+    def _load(self, forced: bool = True) -> bool:
+        """Load the settings' model; True when it replaced the running one.
+
+        A failure with a model running keeps that model (and its chain) and returns False:
+        the settings go back to the running model's. The same model is not tried again
+        until a load is ``forced`` (``Pipeline.load_model``), so settings sent before the
+        caller heard of the failure do not repeat it.
+        With no model running, the failure raises (the "error" state).
+        """
+        s = self.s
+        key = (s.checkpoint, s.import_options, s.device)
+        running = self._model is not None and bool(self._loaded_as)
+        if running and not forced and key == self._failed_as:
+            self._keep_running_model()
+            return False
+        try:
+            model = load_model(s.checkpoint, s.device, self._sensor(), s.import_options)
+        except Exception as e:
+            self._model_failures += 1
+            self._failed_model, self._model_error = s.checkpoint, one_line(e)
+            self._failed_as = key
+            if not running:
+                raise
+            self._keep_running_model()
+            assert self._model is not None
+            self._notice = f"kept {self._model.name}: {self._model_error}"
+            return False
+        self._model_error = ""
+        self._failed_as = ()
         self._drop_chain()
-        self._model = None
-        self._model = load_model(self.s.checkpoint, self.s.device, self._sensor())
+        self._model = model
+        self._loaded_as = key
+        return True
+
+    def _keep_running_model(self) -> None:
+        """The settings name the running model again (after a failed load)."""
+        checkpoint, options, device = self._loaded_as
+        self.s = dataclasses.replace(
+            self.s, checkpoint=checkpoint, import_options=options, device=device
+        )
 
     def _drop_chain(self) -> None:
         chain, self._chain, self._tap = self._chain, None, None
@@ -472,6 +520,7 @@ class Worker:
             vm_index=dict(tap.vm_index),
             event_count=cfg.event_count,
             path=ckpt.path if model.trained else None,
+            source=model_source(ckpt),
         )
 
     # -- one round of work -------------------------------------------------------------
@@ -707,4 +756,7 @@ class Worker:
             t_first_us=None if self._rec is None else self._rec.first_t_us,
             overhead_ms=overhead,
             epoch=self._epoch,
+            model_failures=self._model_failures,
+            failed_model=self._failed_model,
+            model_error=self._model_error,
         )

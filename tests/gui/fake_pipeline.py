@@ -107,7 +107,7 @@ class FakePipeline:
         self.settings = dataclasses.replace(self.settings, recording=None)
         self._epoch += 1
 
-    def load_model(self, checkpoint: object) -> None:
+    def load_model(self, checkpoint: object, import_options: object = None) -> None:
         self.calls.append(("load_model", checkpoint))
         self._publish_info()
 

@@ -121,8 +121,14 @@ class VmPanel(Panel):
                 movable=False,
                 pen=pen(theme.MUTED, "dash"),
                 label=f"Vth {vth:.3g} ({names})",
-                labelOpts={"position": 0.99, "anchors": [(1, 1), (1, 1)], "color": theme.MUTED},
+                labelOpts={
+                    "position": 0.99,
+                    "anchors": [(1, 1), (1, 1)],
+                    "color": theme.MUTED,
+                    "fill": theme.BACKGROUND,  # readable over the traces it sits above
+                },
             )
+            line.setZValue(10)
             self.plot.addItem(line)
             for layer in layers:
                 self._thresholds[layer] = line
