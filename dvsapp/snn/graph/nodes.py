@@ -205,9 +205,10 @@ class GraphNeuron(SpikingNeuron):
         thr = self.v_threshold
         if self.threshold_scale != 1.0:
             thr = thr * self.threshold_scale
-        z = (vm > thr).to(vm.dtype)
+        fired = vm > thr
+        z = fired.to(vm.dtype)
         if self.reset_mode == "to_v_reset":
-            after = torch.where(z.bool(), self.v_reset.expand_as(vm), vm)
+            after = torch.where(fired, self.v_reset, vm)
         elif self.reset_mode == "subtract":
             after = vm - z * thr
         else:
@@ -240,6 +241,8 @@ def _derive(m: nn.Module, type_: str, dt: float) -> None:
         raise ConfigError(f"no dynamics for node type {type_}")
     for name, value in k.items():
         m.register_buffer(f"k_{name}", value.float(), persistent=False)
+    #: r == 1 everywhere (every IF that sinabs and snnTorch write): skip the multiply.
+    m.unit_gain = type_ in ("I", "IF") and bool((g["r"] == 1).all())
 
 
 def _charge(
@@ -247,7 +250,8 @@ def _charge(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One step of charging: (membrane, new state). CubaLI/CubaLIF state is (i_syn, v)."""
     if type_ in ("I", "IF"):
-        v = m.k_gain * x if state is None else state + m.k_gain * x
+        charge = x if m.unit_gain else m.k_gain * x
+        v = charge if state is None else state + charge
         return v, v
     if type_ in ("LI", "LIF"):
         v0 = m.k_v0.expand_as(x) if state is None else state
