@@ -201,6 +201,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
     if args.framework != "nir":
         raise ConfigError(f"--framework {args.framework}: only nir is supported so far")
     ckpt = import_nir(args.source, _import_options(args))
+    if args.trained_on:
+        ckpt.trained_on = args.trained_on
     out = save_imported(ckpt, args.output)
     spec = ckpt.config.graph or {}
     neurons = len(ckpt.model.spiking_layers())
@@ -399,6 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("source", help="the network: a .nir file")
     imp.add_argument("-o", "--output", required=True, metavar="OUT.safetensors")
     imp.add_argument("--framework", choices=("nir",), default="nir")
+    imp.add_argument(
+        "--trained-on",
+        default=None,
+        metavar="TEXT",
+        help="the data the network was trained on, as the app shows it (default: unknown)",
+    )
     _add_import_flags(imp, "how the network is fed")
     imp.set_defaults(func=_cmd_import)
 

@@ -349,8 +349,14 @@ def _print_header(
     bins = (
         f"{config.time_window_us} us" if config.mode == "time" else f"{config.event_count} events"
     )
+    src = ckpt.extra.get("source")
+    kind = (
+        f"{src.get('framework', '?')} graph, dt {src.get('dt_s')} s, readout {src.get('readout')}"
+        if isinstance(src, dict)
+        else ckpt.model.family
+    )
     print(
-        f"model   {ckpt.arch} ({ckpt.model.family}) from {ckpt.path}: "
+        f"model   {ckpt.arch} ({kind}) from {ckpt.path}: "
         f"{len(ckpt.class_names)} classes, on {stepper.device}",
         file=out,
     )
