@@ -74,7 +74,7 @@ class GraphModel(SpikingModel):
         #: spikes of a fresh state; stateful sources deliver nothing.
         by_name = spec.by_name
         self._rec_init = {
-            index[a]: (self.nodes[module_key(a)], tuple(by_name[by_name_src(order, a)].shape))
+            index[a]: (self.nodes[module_key(a)], tuple(by_name[_first_input(order, a)].shape))
             for s in order
             for a in s.recurrent
             if by_name[a].type in STATELESS_TYPES
@@ -176,7 +176,7 @@ class GraphModel(SpikingModel):
         self.steps_taken = saved["steps"]
 
 
-def by_name_src(order: list[Step], name: str) -> str:
+def _first_input(order: list[Step], name: str) -> str:
     """The first same-step input of node ``name`` (whose shape is the node's input shape)."""
     return next(s.inputs[0] for s in order if s.name == name)
 

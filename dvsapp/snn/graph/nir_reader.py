@@ -67,8 +67,10 @@ _SCALARS: dict[str, tuple[str, ...]] = {
 #: Parameters that must be > 0 (time constants).
 _POSITIVE = ("tau", "tau_syn", "tau_mem")
 #: Per-neuron parameters (broadcast over the node's map; everything else keeps its shape).
-_PER_NEURON = ("tau", "r", "v_leak", "v_threshold", "v_reset", "tau_syn", "tau_mem", "w_in")
-_PER_NEURON += ("threshold", "delay")
+_PER_NEURON = (
+    "tau", "r", "v_leak", "v_threshold", "v_reset", "tau_syn", "tau_mem", "w_in", "threshold",
+    "delay",
+)  # fmt: skip
 
 
 class NirError(DvsappError):
@@ -224,20 +226,19 @@ def _convert(
     specs: dict[str, NodeSpec] = {}
     values: dict[str, dict[str, np.ndarray]] = {}
     steppable = {*_TENSORS, *_SCALARS, "Input", "Output", "Identity"}
-    for name, (kind, node) in raw.items():
-        if kind not in steppable:
+    for name, (type_, node) in raw.items():
+        if type_ not in steppable:
             raise ConfigError(
-                f"node {name!r} ({kind}): dvsapp cannot step this node type "
+                f"node {name!r} ({type_}): dvsapp cannot step this node type "
                 f"(it steps {', '.join(sorted({*_TENSORS, *_SCALARS}))}, Input, Output "
                 "and nested graphs)"
             )
-        type_ = kind
-        params = {k: _scalar(name, type_, k, getattr(node, k)) for k in _SCALARS.get(kind, ())}
-        values[name] = {k: _array(name, type_, k, node) for k in _TENSORS.get(kind, ())}
+        params = {k: _scalar(name, type_, k, getattr(node, k)) for k in _SCALARS.get(type_, ())}
+        values[name] = {k: _array(name, type_, k, node) for k in _TENSORS.get(type_, ())}
         values[name] = {k: v for k, v in values[name].items() if v is not None}
-        if kind in SPIKING_TYPES - {"Threshold"}:
+        if type_ in SPIKING_TYPES - {"Threshold"}:
             params["reset"] = reset or "to_v_reset"
-        specs[name] = NodeSpec(name=name, type=kind, params=params)
+        specs[name] = NodeSpec(name=name, type=type_, params=params)
     order = execution_order(list(specs), edges, inputs[0])
     tensors: dict[str, torch.Tensor] = {}
     shapes: dict[str, tuple[int, ...]] = {inputs[0]: in_shape}

@@ -39,16 +39,10 @@ def _zeros(shape: list[int]) -> torch.Tensor:
     return torch.zeros([int(s) for s in shape], dtype=torch.float32)
 
 
-class _Tensors:
-    """Registers a node's NIR tensors as buffers (shapes from the spec)."""
-
-    @staticmethod
-    def register(module: nn.Module, spec: NodeSpec, names: tuple[str, ...]) -> None:
-        for name in names:
-            if name in spec.tensors:
-                module.register_buffer(name, _zeros(spec.tensors[name]))
-            else:
-                module.register_buffer(name, None)
+def _register_tensors(module: nn.Module, spec: NodeSpec, names: tuple[str, ...]) -> None:
+    """A node's NIR tensors as buffers, zeros of the spec's shapes (None where absent)."""
+    for name in names:
+        module.register_buffer(name, _zeros(spec.tensors[name]) if name in spec.tensors else None)
 
 
 class GraphNode(nn.Module):
@@ -60,7 +54,7 @@ class GraphNode(nn.Module):
         super().__init__()
         self.spec = spec
         self.dt = dt
-        _Tensors.register(self, spec, self.tensor_names)
+        _register_tensors(self, spec, self.tensor_names)
 
     def refresh(self) -> None:
         """Recompute what the discretisation derives from the tensors."""
@@ -187,7 +181,7 @@ class GraphNeuron(SpikingNeuron):
         self.spec = spec
         self.dt = dt
         self.reset_mode = str(spec.params.get("reset", "to_v_reset"))
-        _Tensors.register(self, spec, self.tensor_names)
+        _register_tensors(self, spec, self.tensor_names)
         self.refresh()
 
     def refresh(self) -> None:
