@@ -24,9 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-NMNIST_NIR = Path(
-    os.environ.get("DVSAPP_NMNIST_NIR", "/work/shared/models/nir/cnn_sinabs_nmnist.nir")
-)
+_SHARED_CNN = Path(__file__).resolve().parents[2] / "shared/models/nir/cnn_sinabs_nmnist.nir"
+NMNIST_NIR = Path(os.environ.get("DVSAPP_NMNIST_NIR", _SHARED_CNN))
 GRAPHS = ("nir_nmnist", "nir_128")
 LABELS = {"nir_nmnist": "N-MNIST sinabs", "nir_128": "built, nir"}
 
