@@ -168,7 +168,7 @@ def _add_import_flags(p: argparse.ArgumentParser, what: str) -> None:
     g.add_argument(
         "--classes",
         default=None,
-        help="a count, a comma list of names, or nmnist / dvsgesture / cifar10dvs "
+        help="a count, a comma list of names, or nmnist / dvsgesture / ncaltech101 / cifar10dvs "
         "(default: the readout's size, named 0..K-1)",
     )
     g.add_argument(

@@ -290,3 +290,16 @@ def test_cli_import_then_run_on_real_nmnist(shared_models_dir, samples_dir, tmp_
     assert main(["run", *map(str, files), *direct_args]) == 0
     direct = [json.loads(s) for s in capsys.readouterr().out.splitlines()][:-1]
     assert [w["pred"] for w in direct] == [w["pred"] for w in windows]
+
+
+def test_classes_option_count_list_and_known_sets():
+    from dvsapp.errors import ConfigError
+    from dvsapp.snn.graph.importer import class_names
+
+    assert class_names(None, 3) == ["0", "1", "2"]
+    assert class_names("3", 3) == ["0", "1", "2"]
+    assert class_names(" left, right ", 2) == ["left", "right"]
+    assert class_names("DVSGesture", 11)[0] == "hand_clapping"
+    assert class_names("ncaltech101", 101)[1] == "Faces_easy"
+    with pytest.raises(ConfigError, match="gives 10 classes but the network's readout has 11"):
+        class_names("nmnist", 11)

@@ -16,6 +16,7 @@ from typing import Any
 
 from dvsapp.binning import BinningConfig
 from dvsapp.errors import ConfigError
+from dvsapp.events.readers.atis_bin import NCALTECH101_CLASSES
 from dvsapp.events.types import DVS_GESTURE_CLASSES
 from dvsapp.snn.base import ModelConfig
 from dvsapp.snn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -27,6 +28,7 @@ from dvsapp.snn.registry import GRAPH_ARCH
 KNOWN_CLASSES: dict[str, tuple[str, ...]] = {
     "nmnist": tuple(str(d) for d in range(10)),
     "dvsgesture": DVS_GESTURE_CLASSES,
+    "ncaltech101": NCALTECH101_CLASSES,
     "cifar10dvs": (
         "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
     ),
