@@ -27,14 +27,12 @@ import numpy as np
 import torch
 
 from dvsapp.errors import ConfigError, DvsappError
-from dvsapp.snn.graph.model import module_key
-from dvsapp.snn.graph.nodes import build_node
+from dvsapp.snn.graph.assemble import assemble
 from dvsapp.snn.graph.spec import (
     RESETS,
     SPIKING_TYPES,
     GraphSpec,
     NodeSpec,
-    execution_order,
 )
 
 #: One step in seconds unless ``--dt`` says otherwise (snnTorch's convention).
@@ -66,11 +64,6 @@ _SCALARS: dict[str, tuple[str, ...]] = {
 }
 #: Parameters that must be > 0 (time constants).
 _POSITIVE = ("tau", "tau_syn", "tau_mem")
-#: Per-neuron parameters (broadcast over the node's map; everything else keeps its shape).
-_PER_NEURON = (
-    "tau", "r", "v_leak", "v_threshold", "v_reset", "tau_syn", "tau_mem", "w_in", "threshold",
-    "delay",
-)  # fmt: skip
 
 
 class NirError(DvsappError):
@@ -239,45 +232,14 @@ def _convert(
         if type_ in SPIKING_TYPES - {"Threshold"}:
             params["reset"] = reset or "to_v_reset"
         specs[name] = NodeSpec(name=name, type=type_, params=params)
-    order = execution_order(list(specs), edges, inputs[0])
-    tensors: dict[str, torch.Tensor] = {}
-    shapes: dict[str, tuple[int, ...]] = {inputs[0]: in_shape}
-    for s in order:
-        spec = specs[s.name]
-        if s.name == inputs[0]:
-            spec.shape = list(in_shape)
-            continue
-        feeds = {a: shapes[a] for a in s.inputs}
-        if len(set(feeds.values())) > 1:
-            detail = ", ".join(f"{a} {list(v)}" for a, v in feeds.items())
-            raise ConfigError(f"node {s.name!r}: its inputs have different shapes ({detail})")
-        x_shape = next(iter(feeds.values()))
-        shapes[s.name] = _propagate(spec, values[s.name], x_shape, dt, tensors)
-        _check_declared(s.name, raw[s.name][1], shapes[s.name])
-    for s in order:
-        for a in s.recurrent:
-            if shapes[a] != shapes[next(iter(s.inputs))]:
-                raise ConfigError(
-                    f"recurrent edge {a!r} -> {s.name!r}: {list(shapes[a])} does not fit "
-                    f"the node's input {list(shapes[next(iter(s.inputs))])}"
-                )
-    out_shape = shapes[outputs[0]]
-    if len(out_shape) != 1:
-        raise ConfigError(
-            f"the output node {outputs[0]!r} gives {list(out_shape)}: a readout of one value "
-            "per class is needed (a 1-D output)"
-        )
-    source_types = {specs[a].type for s in order if s.name == outputs[0] for a in s.inputs}
-    default = "spike_count" if source_types & SPIKING_TYPES else "mean_softmax"
-    spec = GraphSpec(
-        nodes=[specs[s.name] for s in order],
-        edges=edges,
-        input_shape=list(in_shape),
-        dt=dt,
-        readout=readout or default,
-        source={"framework": "nir", "file": p.name},
+
+    def check(name: str, shape: tuple[int, ...]) -> None:
+        _check_declared(name, raw[name][1], shape)
+
+    source = {"framework": "nir", "file": p.name}
+    return assemble(
+        specs, values, edges, inputs[0], outputs[0], in_shape, dt, readout, source, check
     )
-    return spec, tensors
 
 
 def _input_shape(name: str, node: Any) -> tuple[int, ...]:
@@ -322,75 +284,6 @@ def _array(name: str, type_: str, key: str, node: Any) -> np.ndarray | None:
     if key == "bias" and not np.any(arr):  # an all-zero bias of any shape: none at all
         return None
     return arr
-
-
-def _per_neuron(
-    name: str, type_: str, key: str, arr: np.ndarray, shape: tuple[int, ...]
-) -> np.ndarray:
-    """A per-neuron parameter shaped to broadcast over ``[B, *shape]``: scalar, the full
-    shape, or one value per channel of a map."""
-    if arr.size == 1:
-        return arr.reshape(())
-    if arr.shape == shape:
-        return arr
-    if arr.ndim == 1 and len(shape) > 1 and arr.shape[0] == shape[0]:
-        return arr.reshape(shape[0], *([1] * (len(shape) - 1)))
-    if arr.size == math.prod(shape):
-        return arr.reshape(shape)
-    raise ConfigError(
-        f"node {name!r} ({type_}): {key} has shape {list(arr.shape)}, which does not fit the "
-        f"node's {list(shape)} neurons"
-    )
-
-
-def _propagate(
-    spec: NodeSpec,
-    vals: dict[str, np.ndarray],
-    x_shape: tuple[int, ...],
-    dt: float,
-    tensors: dict[str, torch.Tensor],
-) -> tuple[int, ...]:
-    """Build the node's module on its values, step it once on zeros of ``x_shape`` and
-    return its output shape (a failure says which node and why)."""
-    for key, arr in list(vals.items()):
-        if key in _PER_NEURON:
-            vals[key] = _per_neuron(spec.name, spec.type, key, arr, x_shape)
-    spec.tensors = {k: list(v.shape) for k, v in vals.items()}
-    if spec.type in ("LI", "LIF"):
-        _check_stable(spec, dt, vals["tau"], "tau")
-    elif spec.type in ("CubaLI", "CubaLIF"):
-        _check_stable(spec, dt, vals["tau_syn"], "tau_syn")
-        _check_stable(spec, dt, vals["tau_mem"], "tau_mem")
-    if spec.type == "Flatten":
-        spec.params.setdefault("start_dim", 0)
-        spec.params.setdefault("end_dim", -1)
-    module = build_node(spec, dt)
-    for key, arr in vals.items():
-        t = torch.from_numpy(np.ascontiguousarray(arr)).float()
-        setattr(module, key, t)
-        tensors[f"nodes.{module_key(spec.name)}.{key}"] = t
-    module.refresh()
-    try:
-        with torch.no_grad():
-            y = module.step(torch.zeros((1, *x_shape)))
-    except (RuntimeError, ValueError, IndexError, TypeError) as e:
-        first = str(e).splitlines()[0]
-        raise ConfigError(
-            f"node {spec.name!r} ({spec.type}): shapes do not chain: its input is "
-            f"{list(x_shape)} ({first})"
-        ) from None
-    spec.shape = list(y.shape[1:])
-    return tuple(spec.shape)
-
-
-def _check_stable(spec: NodeSpec, dt: float, tau: np.ndarray, key: str) -> None:
-    ratio = dt / float(np.min(tau))
-    if ratio > 1:
-        raise ConfigError(
-            f"node {spec.name!r} ({spec.type}): dt/{key} = {ratio:g} > 1, forward Euler would "
-            f"be unstable; choose a smaller dt (now {dt:g} s; {key} is in the graph's time "
-            "unit: seconds for snnTorch and Norse, steps for sinabs)"
-        )
 
 
 def _check_declared(name: str, node: Any, shape: tuple[int, ...]) -> None:

@@ -310,4 +310,10 @@ _CLASSES: dict[str, Any] = {
 
 def build_node(spec: NodeSpec, dt: float) -> GraphNode | GraphNeuron:
     """The module for one node spec."""
+    if spec.type in ("Discrete", "MaxPool2d"):  # framework imports (imports this module)
+        from dvsapp.snn.graph import discrete
+
+        return (discrete.DiscreteNeuron if spec.type == "Discrete" else discrete.MaxPool2d)(
+            spec, dt
+        )
     return _CLASSES[spec.type](spec, dt)

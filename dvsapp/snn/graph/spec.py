@@ -32,14 +32,16 @@ from dvsapp.errors import ConfigError
 NODE_TYPES: tuple[str, ...] = (
     "Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "Flatten",
     "SumPool2d", "AvgPool2d", "Threshold", "I", "LI", "IF", "LIF", "CubaLI", "CubaLIF", "Delay",
-    "Identity",  # a nested graph's Input and Output, once flattened
+    "Identity",  # a nested graph's Input and Output, once flattened; a residual add
+    "Discrete", "MaxPool2d",  # networks imported from their framework (graph/discrete.py)
 )  # fmt: skip
 #: Node types whose output is a spike train (their layers show in rasters and rates).
-SPIKING_TYPES: frozenset[str] = frozenset({"IF", "LIF", "CubaLIF", "Threshold"})
+SPIKING_TYPES: frozenset[str] = frozenset({"IF", "LIF", "CubaLIF", "Threshold", "Discrete"})
 #: Node types without state (a recurrent edge from one of them carries its response to
 #: silence into the first step, e.g. a W_rec bias).
 STATELESS_TYPES: frozenset[str] = frozenset(
     {"Affine", "Linear", "Scale", "Conv1d", "Conv2d", "Flatten", "SumPool2d", "AvgPool2d"}
+    | {"MaxPool2d", "Identity"}
 )
 #: How a window's class and probabilities come from the output (see dvsapp.snn.stepper).
 READOUTS: tuple[str, ...] = ("spike_count", "mean_softmax")
