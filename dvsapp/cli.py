@@ -196,11 +196,16 @@ def _open_model(args: argparse.Namespace, device: str = "cpu") -> Checkpoint:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from dvsapp.snn.graph.importer import import_nir, save_imported
+    from dvsapp.snn.graph.importer import import_framework, import_nir, save_imported
 
-    if args.framework != "nir":
-        raise ConfigError(f"--framework {args.framework}: only nir is supported so far")
-    ckpt = import_nir(args.source, _import_options(args))
+    if args.framework == "nir":
+        if args.code is not None:
+            raise ConfigError("--code is for networks from a framework, not for a .nir graph")
+        ckpt = import_nir(args.source, _import_options(args))
+    else:
+        if args.code is None:
+            raise ConfigError(f"--framework {args.framework} needs --code FILE.py:NAME")
+        ckpt = import_framework(args.source, args.framework, args.code, _import_options(args))
     if args.trained_on:
         ckpt.trained_on = args.trained_on
     out = save_imported(ckpt, args.output)
@@ -210,7 +215,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
         f"wrote {out}: {len(spec.get('nodes', []))} nodes ({neurons} spiking layers), "
         f"input {ckpt.config.in_channels}x{ckpt.config.input_size[1]}x"
         f"{ckpt.config.input_size[0]}, {len(ckpt.class_names)} classes, "
-        f"dt {spec.get('dt')} s, readout {spec.get('readout')}",
+        + (f"dt {spec.get('dt')} s, " if args.framework == "nir" else "")
+        + f"readout {spec.get('readout')}",
         file=sys.stderr,
     )
     return 0
@@ -398,9 +404,17 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser(
         "import", help="turn a network from elsewhere (a .nir graph) into a dvsapp checkpoint"
     )
-    imp.add_argument("source", help="the network: a .nir file")
+    imp.add_argument(
+        "source", help="the network: a .nir file, or a framework's state_dict (torch.save)"
+    )
     imp.add_argument("-o", "--output", required=True, metavar="OUT.safetensors")
-    imp.add_argument("--framework", choices=("nir",), default="nir")
+    imp.add_argument("--framework", choices=("nir", "snntorch"), default="nir")
+    imp.add_argument(
+        "--code",
+        default=None,
+        metavar="FILE.py:NAME",
+        help="the model class or builder in your file (run once, here; never when loading)",
+    )
     imp.add_argument(
         "--trained-on",
         default=None,

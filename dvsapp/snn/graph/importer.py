@@ -20,8 +20,10 @@ from dvsapp.events.readers.atis_bin import NCALTECH101_CLASSES
 from dvsapp.events.types import DVS_GESTURE_CLASSES
 from dvsapp.snn.base import ModelConfig
 from dvsapp.snn.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from dvsapp.snn.graph.assemble import assemble
 from dvsapp.snn.graph.model import GraphModel
 from dvsapp.snn.graph.nir_reader import HDF5_MAGIC, NirError, read_nir
+from dvsapp.snn.graph.spec import GraphSpec
 from dvsapp.snn.registry import GRAPH_ARCH
 
 #: Class-name sets a user can name with ``--classes``.
@@ -121,14 +123,102 @@ def import_nir(
     opts = options or ImportOptions()
     p = Path(path)
     spec, tensors = read_nir(p, dt=opts.dt, reset=opts.reset, readout=opts.readout)
+    source = {
+        "framework": "nir",
+        "file": p.name,
+        "dt_s": spec.dt,
+        "readout": spec.readout,
+        "reset": sorted({str(n.params["reset"]) for n in spec.nodes if "reset" in n.params}),
+    }
     try:
-        channels, size = _frame_layout(spec.input_shape, opts.input_size)
-        binning = opts.binning(channels, size)
-        names = class_names(opts.classes, spec.output_shape[0])
-        if opts.time_steps < 1:
-            raise ConfigError(f"--time-steps must be >= 1, got {opts.time_steps}")
+        return _checkpoint(p, spec, tensors, opts, device, source)
     except ConfigError as e:
         raise NirError(p, str(e)) from None
+
+
+def import_framework(
+    weights: str | os.PathLike[str],
+    framework: str,
+    code: str,
+    options: ImportOptions | None = None,
+    device: Any = "cpu",
+) -> Checkpoint:
+    """A network from its framework: the model built by ``code`` (``FILE.py:NAME``, run
+    once, here), its ``state_dict`` from ``weights`` (never unpickling objects), traced and
+    converted into a graph model in memory. ``options.input_size`` is required (a model
+    class does not say what it takes)."""
+    import importlib
+
+    from dvsapp.snn.graph.frameworks import FRAMEWORKS
+    from dvsapp.snn.graph.frameworks.common import (
+        FrameworkImportError,
+        convert,
+        fit_weights,
+        load_user_model,
+        load_weights,
+        trace,
+    )
+
+    opts = options or ImportOptions()
+    p = Path(weights)
+    if framework not in FRAMEWORKS:
+        raise ConfigError(f"--framework {framework!r}: known are nir, {', '.join(FRAMEWORKS)}")
+    try:
+        fw = importlib.import_module(FRAMEWORKS[framework])
+        version = fw.check_version()
+    except ImportError as e:
+        raise ConfigError(f"importing from {framework} needs it installed ({e})") from None
+    if opts.input_size is None:
+        raise ConfigError("give --input-size WxH: the frames the network takes")
+    state = load_weights(p)  # before running any user code: a refused file stops here
+    model = load_user_model(code)
+    fit_weights(model, state, p)
+    graph = trace(model, fw.neuron_types(), code)
+    try:
+        conv = convert(graph, model, (fw.neuron_types(), fw.to_discrete), code)
+        in_shape = (_in_channels(conv), opts.input_size[1], opts.input_size[0])
+        spec, tensors = assemble(
+            conv.specs, conv.values, conv.edges, conv.input_name, conv.output_name, in_shape,
+            1.0, opts.readout, {},
+        )  # fmt: skip
+    except ConfigError as e:
+        raise FrameworkImportError(code, str(e)) from None
+    source = {
+        "framework": framework,
+        "version": version,
+        "file": p.name,
+        "code": f"{Path(code.rpartition(':')[0]).name}:{code.rpartition(':')[2]}",
+        "readout": spec.readout,
+    }
+    spec.source = dict(source)
+    try:
+        return _checkpoint(p, spec, tensors, opts, device, source)
+    except ConfigError as e:
+        raise FrameworkImportError(p, str(e)) from None
+
+
+def _in_channels(conv: Any) -> int:
+    """Channels of the frames: the first layer's input channels (2 when it cannot say)."""
+    first = next((b for a, b in conv.edges if a == conv.input_name), None)
+    weight = conv.values.get(first, {}).get("weight") if first else None
+    if weight is not None and conv.specs[first].type in ("Conv2d", "Conv1d"):
+        return int(weight.shape[1])
+    return 2
+
+
+def _checkpoint(
+    p: Path,
+    spec: GraphSpec,
+    tensors: dict[str, Any],
+    opts: ImportOptions,
+    device: Any,
+    source: dict[str, Any],
+) -> Checkpoint:
+    channels, size = _frame_layout(spec.input_shape, opts.input_size)
+    binning = opts.binning(channels, size)
+    names = class_names(opts.classes, spec.output_shape[0])
+    if opts.time_steps < 1:
+        raise ConfigError(f"--time-steps must be >= 1, got {opts.time_steps}")
     config = ModelConfig(
         arch=GRAPH_ARCH,
         num_classes=len(names),
@@ -143,22 +233,14 @@ def import_nir(
     from dvsapp.snn.stepper import resolve_device
 
     model.to(resolve_device(device)).eval()
-    sensor = (*binning.sensor_size, 2)
-    source = {
-        "framework": "nir",
-        "file": p.name,
-        "dt_s": spec.dt,
-        "readout": spec.readout,
-        "reset": sorted({str(n.params["reset"]) for n in spec.nodes if "reset" in n.params}),
-    }
     return Checkpoint(
         path=p,
         model=model,
         config=config,
         class_names=names,
         binning=binning,
-        sensor_size=sensor,
-        trained_on=f"unknown (imported from the NIR graph {p.name})",
+        sensor_size=(*binning.sensor_size, 2),
+        trained_on=f"unknown (imported from {source['framework']}: {p.name})",
         extra={"source": source},
     )
 
