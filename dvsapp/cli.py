@@ -96,6 +96,7 @@ def _cmd_play(args: argparse.Namespace) -> int:
                 bin_us=args.bin_us,
                 input_size=args.input_size,
                 duration_s=args.duration,
+                denoise_us=args.denoise_us,
             )
         args.path = args.source
     path = args.path if args.path is not None else DEFAULT_RECORDING
@@ -107,6 +108,7 @@ def _cmd_play(args: argparse.Namespace) -> int:
         input_size=args.input_size,
         duration_s=args.duration,
         fmt=args.format,
+        denoise_us=args.denoise_us,
     )
 
 
@@ -378,6 +380,13 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--loop", action="store_true")
     play.add_argument("--bin-us", type=int, default=10_000, help="time bin (default 10000 us)")
     play.add_argument("--input-size", type=size, default=None, help="downsample to WxH")
+    play.add_argument(
+        "--denoise-us",
+        type=int,
+        default=None,
+        metavar="US",
+        help="drop noise events first, as tonic's Denoise(filter_time=US) (default: off)",
+    )
     play.add_argument("--duration", type=float, default=None, help="stop after S wall seconds")
     play.add_argument("--format", default=None, metavar="NAME", help=_INPUT_FORMAT_HELP)
     play.set_defaults(func=_cmd_play)

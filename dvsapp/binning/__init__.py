@@ -7,6 +7,11 @@ Downsampling is an event transform in tonic, so the reference downsamples the ev
 then frames them at the reduced size. Streaming a recording in packets of any sizes gives
 the same frames as one packet, on either back end.
 
+``BinningConfig.denoise_us`` puts tonic's ``Denoise(filter_time=denoise_us)`` first, at the
+sensor resolution, exactly as the pipeline ``Denoise -> Downsample -> ToFrame`` (the streaming
+:class:`Denoiser`, :mod:`dvsapp.binning.denoise`, keeps the same events as tonic's whole-array
+loop however the stream is split), so training, ``dvsapp run`` and the app see the same events.
+
 Where tonic is odd, and what this module does:
 
 * Last events exactly on a window boundary (``t[-1] - t0`` a non-zero multiple of the
@@ -25,12 +30,15 @@ Where tonic is odd, and what this module does:
 """
 
 from dvsapp.binning.config import BinningConfig
+from dvsapp.binning.denoise import Denoiser, denoise_events
 from dvsapp.binning.streaming import DEFAULT_MAX_EMPTY_FRAMES, Frames, StreamingBinner, bin_events
 
 __all__ = [
     "DEFAULT_MAX_EMPTY_FRAMES",
     "BinningConfig",
+    "Denoiser",
     "Frames",
     "StreamingBinner",
     "bin_events",
+    "denoise_events",
 ]

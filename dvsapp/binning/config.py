@@ -3,7 +3,8 @@
 A frame is ``[C, H, W]`` at the model's ``input_size``. Events are first downsampled the way
 ``tonic.transforms.Downsample(sensor_size=..., target_size=input_size)`` does it, then
 accumulated the way ``tonic.transforms.ToFrame`` does it at the reduced size (see
-:mod:`dvsapp.binning`).
+:mod:`dvsapp.binning`). With ``denoise_us`` set, tonic's ``Denoise(filter_time=denoise_us)``
+comes first, at the sensor resolution (:mod:`dvsapp.binning.denoise`).
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ class BinningConfig:
         clip: maximum count per pixel per frame, or ``None``.
         binarize: frames hold 1 where a pixel saw any event (applied after ``clip``).
         dtype: output dtype name, one of :data:`DTYPES`.
+        denoise_us: drop events without an event at an edge neighbour pixel less than this
+            many microseconds before, as tonic's ``Denoise(filter_time=denoise_us)``, at the
+            sensor resolution before downsampling; ``None`` (the default) keeps every event.
+            :meth:`to_dict` leaves the key out when ``None``, so configs without it (older
+            checkpoints, cache keys) read and hash as before.
     """
 
     sensor_size: tuple[int, int]
@@ -77,6 +83,7 @@ class BinningConfig:
     clip: int | None = None
     binarize: bool = False
     dtype: str = "float32"
+    denoise_us: int | None = None
 
     def __post_init__(self) -> None:
         sensor = _size("sensor_size", self.sensor_size)
@@ -91,6 +98,7 @@ class BinningConfig:
                 f"binning: polarity must be one of {POLARITIES}, got {self.polarity!r}"
             )
         clip = None if self.clip is None else _int("clip", self.clip)
+        denoise = None if self.denoise_us is None else _int("denoise_us", self.denoise_us)
         if not isinstance(self.binarize, bool | np.bool_):
             raise ConfigError(f"binning: binarize must be true or false, got {self.binarize!r}")
         if self.dtype not in DTYPES:
@@ -101,6 +109,7 @@ class BinningConfig:
             ("time_window_us", window),
             ("event_count", count),
             ("clip", clip),
+            ("denoise_us", denoise),
             ("binarize", bool(self.binarize)),
         ):
             object.__setattr__(self, name, value)
@@ -140,6 +149,8 @@ class BinningConfig:
         out: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
         out["sensor_size"] = list(self.sensor_size)
         out["input_size"] = list(self.input_size) if self.input_size is not None else None
+        if self.denoise_us is None:
+            del out["denoise_us"]  # as before the option existed
         return out
 
     @classmethod

@@ -10,6 +10,7 @@ import numpy as np
 
 from dvsapp.binning.backend import Backend, check_events
 from dvsapp.binning.config import BinningConfig
+from dvsapp.binning.denoise import Denoiser
 from dvsapp.binning.numpy_backend import NumpyBackend
 from dvsapp.binning.plan import clamp_late, count_plan, emission_plan, present_bins
 from dvsapp.errors import ConfigError
@@ -95,6 +96,12 @@ class StreamingBinner:
     :attr:`skipped_frames`; later frames keep their true timestamps). The cap depends only
     on the events, not on how they were split into packets. ``None`` removes it (a one-hour
     gap with 1 ms bins then allocates 3.6 M frames).
+
+    With ``config.denoise_us`` set, each packet first goes through a :class:`Denoiser` at the
+    sensor resolution (on the host, for either back end), so frames equal tonic's ``Denoise``
+    -> ``Downsample`` -> ``ToFrame``; the grid, counts and late events are those of the kept
+    events, and :attr:`denoised_events` counts the dropped ones. The filter's memory spans
+    packets and is cleared with the grid by :meth:`reset` (so also after :meth:`flush`).
     """
 
     def __init__(
@@ -113,10 +120,18 @@ class StreamingBinner:
         self._t0_init = None if t0_us is None else int(t0_us)
         self.skipped_frames = 0
         self.late_events = 0
+        #: Events the denoising filter dropped (all calls; 0 without ``denoise_us``).
+        self.denoised_events = 0
+        self.denoiser = (
+            None if config.denoise_us is None else Denoiser(config.sensor_size, config.denoise_us)
+        )
         self.reset()
 
     def reset(self) -> None:
-        """Forget the stream: the next event starts a new grid (at ``t0_us`` if given)."""
+        """Forget the stream: the next event starts a new grid (at ``t0_us`` if given), and
+        the denoising filter forgets every pixel's last event."""
+        if self.denoiser is not None:
+            self.denoiser.reset()
         self._t0 = self._t0_init
         self._bin = 0  # absolute index of the open time bin
         self._acc = self._backend.zeros()
@@ -156,6 +171,16 @@ class StreamingBinner:
         if events.size == 0:
             return self.flush(drop_boundary_tail=drop_boundary_tail) if close else self._no_frames()
         check_events(events, self.config)
+        if self.denoiser is not None:
+            n = events.size
+            events = events[self.denoiser.keep(events)]
+            self.denoised_events += n - events.size
+            if events.size == 0:
+                return (
+                    self.flush(drop_boundary_tail=drop_boundary_tail)
+                    if close
+                    else self._no_frames()
+                )
         if self.config.mode == "count":
             frames = self._push_count(events, close)
         else:

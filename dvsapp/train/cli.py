@@ -27,6 +27,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         data=args.data,
         time_steps=args.time_steps,
         bin_ms=args.bin_ms,
+        denoise_us=args.denoise_us,
         input_size=args.input_size,
         width=args.width,
         norm="none" if args.no_norm else None,
@@ -109,6 +110,14 @@ def add_parsers(subparsers: Any) -> None:
     tr.add_argument("--time-steps", type=int, default=None, metavar="T", help="default: arch's")
     tr.add_argument("--bin-ms", type=float, default=50.0, help="bin length (default 50 ms)")
     tr.add_argument("--input-size", type=size, default=None, metavar="WxH")
+    tr.add_argument(
+        "--denoise-us",
+        type=int,
+        default=None,
+        metavar="US",
+        help="drop events with no event at a neighbour pixel in the US before (tonic's "
+        "Denoise(filter_time=US)); stored in the model's binning (default: off)",
+    )
     tr.add_argument("--width", type=int, default=None, help="channel width (default: arch's)")
     tr.add_argument(
         "--neuron",

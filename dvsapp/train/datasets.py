@@ -37,6 +37,10 @@ Sources (:func:`make_datasets` parses the ``--data`` spec):
     gives t, x, y, p as uint64/uint16. Both are converted to our event dtype (t in us).
     CIFAR10DVS has no split: the 90/10 rule above, over tonic's per-class order.
 
+With ``binning.denoise_us`` set, the denoising filter runs over each whole recording (tonic
+sample, synthetic clip) before it is cut into windows, as ``dvsapp run`` filters the whole
+stream; the windows are then binned without it (:func:`denoise_whole`).
+
 Frames are stored or computed per item: :class:`SynthGestures` keeps the binned clips as uint8
 counts (saturating at 255 per pixel and bin; with ``binning.clip`` set lower it changes
 nothing); the recording datasets keep the events in memory (or read them per item, tonic) and
@@ -45,6 +49,7 @@ bin each window when it is asked for.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -58,7 +63,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dvsapp.binning import BinningConfig, bin_events
+from dvsapp.binning import BinningConfig, Denoiser, bin_events
 from dvsapp.errors import ConfigError, DvsappError
 from dvsapp.events.types import DVS_GESTURE_CLASSES, EVENT_DTYPE
 
@@ -112,6 +117,16 @@ def _pad_or_cut(frames: np.ndarray, steps: int, shape: tuple[int, int, int]) -> 
         return frames[:steps]
     pad = np.zeros((steps - len(frames), *shape), dtype=frames.dtype)
     return np.concatenate([frames, pad]) if len(frames) else pad
+
+
+def denoise_whole(events: np.ndarray, binning: BinningConfig) -> tuple[np.ndarray, BinningConfig]:
+    """A whole recording's events through the binning's denoising filter (when it has one),
+    and the binning without it, to cut windows from the filtered stream: a window then sees
+    the events the stream keeps, with the history before the window's start."""
+    if binning.denoise_us is None:
+        return events, binning
+    kept = Denoiser(binning.sensor_size, binning.denoise_us)(events)
+    return kept, dataclasses.replace(binning, denoise_us=None)
 
 
 def bin_window(events: np.ndarray, binning: BinningConfig, steps: int, t0_us: int) -> np.ndarray:
@@ -391,6 +406,7 @@ class RecordingWindows(WindowDataset):
                 labels = list(reader.labels)
                 sensor = sensor or tuple(reader.sensor_size)  # type: ignore[assignment]
                 rebased = binning_for_recording(binning, reader.sensor_size, path)
+            events, rebased = denoise_whole(events, rebased)
             if not labels:
                 raise ConfigError(f"{os.fspath(path)}: no labels (cannot train on it)")
             for seg in labels:
@@ -460,12 +476,12 @@ class TonicWindows(WindowDataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         raw, target = self.dataset[self.indices[index]]
-        events = as_events(raw)
+        events, binning = denoise_whole(as_events(raw), self.binning)
         t0 = int(events["t"][0]) if len(events) else 0
         if self.random_crop and len(events):
             slack = max(0, int(events["t"][-1]) - t0 - self.window_us)
             t0 += int(window_rng(self.seed, self.epoch, index).integers(0, slack + 1))
-        frames = bin_window(events, self.binning, self.time_steps, t0)
+        frames = bin_window(events, binning, self.time_steps, t0)
         return self._to_tensor(frames), int(target)
 
 

@@ -58,6 +58,7 @@ class TrainConfig:
     data: str = "synth"
     time_steps: int | None = None  # None: the architecture's default T
     bin_ms: float = 50.0
+    denoise_us: int | None = None  # tonic's Denoise(filter_time=...) before binning; None: off
     input_size: tuple[int, int] | None = None  # None: the architecture's default
     width: int | None = None  # None: the architecture's default
     norm: str | None = None  # "none" to drop the normalisation (where ModelConfig has it)
@@ -146,6 +147,7 @@ def make_binning(cfg: TrainConfig, spec: DataSpec, mc: ModelConfig) -> BinningCo
         sensor_size=tuple(spec.sensor_size[:2]),
         time_window_us=max(1, round(cfg.bin_ms * 1000)),
         input_size=tuple(mc.input_size),
+        denoise_us=cfg.denoise_us,
     )
 
 
