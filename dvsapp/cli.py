@@ -152,6 +152,7 @@ def _import_options(args: argparse.Namespace) -> ImportOptions:
         dt=args.dt,
         reset=args.reset,
         readout=args.readout,
+        denoise_us=args.denoise_us,
     )
 
 
@@ -164,6 +165,13 @@ def _add_import_flags(p: argparse.ArgumentParser, what: str) -> None:
     )
     g.add_argument("--bin-us", type=positive_int, default=None, help="time bins (default 1000)")
     g.add_argument("--bin-events", type=positive_int, default=None, help="event-count bins")
+    g.add_argument(
+        "--denoise-us",
+        type=positive_int,
+        default=None,
+        metavar="US",
+        help="drop events with no neighbour event within US (tonic's Denoise), as trained",
+    )
     g.add_argument(
         "--time-steps", type=positive_int, default=300, help="steps per window T (default 300)"
     )

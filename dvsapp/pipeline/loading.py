@@ -197,13 +197,15 @@ def model_binning(
 
 def event_binning(config: BinningConfig) -> BinningConfig:
     """Same bins as ``config``, at sensor resolution, ON/OFF split, int16 counts (saturating
-    at 32767 per pixel and bin; the binner has no uint16 output)."""
+    at 32767 per pixel and bin; the binner has no uint16 output). Denoised as the model's
+    input is, so the view shows the events the model sees (and count bins stay aligned)."""
     return BinningConfig(
         sensor_size=config.sensor_size,
         mode=config.mode,
         time_window_us=config.time_window_us,
         event_count=config.event_count,
         dtype="int16",
+        denoise_us=config.denoise_us,
     )
 
 

@@ -55,6 +55,7 @@ class ImportOptions:
     dt: float | None = None
     reset: str | None = None
     readout: str | None = None
+    denoise_us: int | None = None
 
     def binning(self, channels: int, input_size: tuple[int, int]) -> BinningConfig:
         if self.bin_us is not None and self.bin_events is not None:
@@ -64,12 +65,13 @@ class ImportOptions:
         if self.bin_events is not None:
             return BinningConfig(
                 sensor, "count", event_count=self.bin_events, input_size=input_size,
-                polarity=polarity,
+                polarity=polarity, denoise_us=self.denoise_us,
             )  # fmt: skip
         window = 1000 if self.bin_us is None else self.bin_us
         return BinningConfig(
-            sensor, "time", time_window_us=window, input_size=input_size, polarity=polarity
-        )
+            sensor, "time", time_window_us=window, input_size=input_size, polarity=polarity,
+            denoise_us=self.denoise_us,
+        )  # fmt: skip
 
 
 def class_names(spec: str | None, k: int) -> list[str]:
