@@ -56,3 +56,32 @@ def test_imported_network_equals_snntorch_per_step(shared_models_dir):
             )
             fired += int(spk.sum())
     assert fired > 10
+
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+
+
+def test_shipped_checkpoint_is_that_import_with_neurobench_preprocessing(shared_models_dir):
+    import json
+
+    from dvsapp.snn.checkpoint import load_checkpoint
+
+    card = json.loads((MODELS / "snntorch_dvs_gesture.import.json").read_text())
+    shipped = load_checkpoint(MODELS / card["checkpoint"])
+    b = shipped.binning
+    assert (b.sensor_size, b.input_size, b.time_window_us, b.denoise_us) == (
+        (128, 128), (32, 32), 40_000, 10_000,
+    )  # fmt: skip
+    assert shipped.time_steps == 150 and shipped.class_names[0] == "hand_clapping"
+    assert (
+        "DVS128 Gesture" in shipped.trained_on
+        and shipped.extra["source"]["framework"] == "snntorch"
+    )
+    assert "Apache License" in (MODELS / "snntorch_dvs_gesture.LICENSE").read_text()
+    assert (MODELS / "snntorch_dvs_gesture.md").read_text().startswith("# snntorch_dvs_gesture")
+    weights, code = _source(shared_models_dir)
+    fresh = import_framework(
+        weights, "snntorch", f"{code}:Net", ImportOptions(input_size=(32, 32), classes="dvsgesture")
+    )
+    a, c = fresh.model.state_dict(), shipped.model.state_dict()
+    assert a.keys() == c.keys() and all(torch.equal(a[k], c[k]) for k in a)
