@@ -425,7 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
         "source", help="the network: a .nir file, or a framework's state_dict (torch.save)"
     )
     imp.add_argument("-o", "--output", required=True, metavar="OUT.safetensors")
-    imp.add_argument("--framework", choices=("nir", "snntorch"), default="nir")
+    imp.add_argument(
+        "--framework", choices=("nir", "snntorch", "sinabs", "spikingjelly"), default="nir"
+    )
     imp.add_argument(
         "--code",
         default=None,

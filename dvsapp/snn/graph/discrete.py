@@ -14,12 +14,18 @@ neuron onto the parameters below; tests check each mapping against the framework
   sinabs ``SingleSpike``), or ``"multi"`` (sinabs ``MultiSpike``: ``floor(v / threshold)``
   spikes where ``v >= threshold``);
 * reset, by ``reset``: ``"zero"`` (``v <- v_reset`` where it fired), ``"subtract"``
-  (``v <- v - spikes * threshold``) or ``"none"``; by ``timing``: ``"now"`` (after the spike,
+  (``v <- v - spikes * threshold``), ``"none"``, or ``"sinabs"`` (sinabs ``MembraneReset``
+  with a reset value: ``v <- v * (spikes == 0) + v_reset`` at every neuron, spiking or not,
+  as sinabs computes it); by ``timing``: ``"now"`` (after the spike,
   as SpikingJelly and sinabs), or snnTorch's own rule, ``"snntorch"`` with ``reset_delay``:
   the reset of the spike at t-1 (``H(v_{t-1} - threshold)``) enters step t's charge
   (subtracting the threshold, or zeroing the charged membrane), and without ``reset_delay``
   the step's own spikes reset at once (``v -= (spikes - that delayed term) * threshold``);
 * then ``v >= min_v`` where given (sinabs ``min_v_mem``).
+
+``"multi"`` spikes are capped at ``max_spikes`` where given (sinabs ``MaxSpike``). The membrane
+starts at ``v_init`` where given (SpikingJelly's hard-reset neurons start at ``v_reset``),
+else at 0; a synaptic current starts at 0.
 
 The Vm that probes record is the charged membrane before this step's own reset (for
 snnTorch's delayed reset that is its ``mem``).
@@ -34,14 +40,16 @@ from dvsapp.snn.graph.nodes import GraphNeuron, GraphNode
 from dvsapp.snn.graph.spec import NodeSpec
 
 FIRES = (">", ">=", "multi")
-DISCRETE_RESETS = ("zero", "subtract", "none")
+DISCRETE_RESETS = ("zero", "subtract", "none", "sinabs")
 TIMINGS = ("now", "snntorch")
 
 
 class DiscreteNeuron(GraphNeuron):
     """The ``Discrete`` node (module docstring)."""
 
-    tensor_names = ("decay", "gain", "rest", "v_threshold", "v_reset", "syn_decay", "min_v")
+    tensor_names = (
+        "decay", "gain", "rest", "v_threshold", "v_reset", "syn_decay", "min_v", "v_init",
+    )  # fmt: skip
 
     def __init__(self, spec: NodeSpec, dt: float) -> None:
         super().__init__(spec, dt)
@@ -50,6 +58,8 @@ class DiscreteNeuron(GraphNeuron):
         self.reset_rule = str(p.get("reset", "subtract"))
         self.timing = str(p.get("timing", "now"))
         self.reset_delay = bool(p.get("reset_delay", False))
+        max_spikes = p.get("max_spikes")
+        self.max_spikes = None if max_spikes is None else float(max_spikes)
         for name, value, allowed in (
             ("fire", self.fire_rule, FIRES),
             ("reset", self.reset_rule, DISCRETE_RESETS),
@@ -57,6 +67,10 @@ class DiscreteNeuron(GraphNeuron):
         ):
             if value not in allowed:
                 raise ValueError(f"node {spec.name!r}: {name} must be one of {allowed}")
+        if self.reset_rule == "sinabs" and self.timing != "now":
+            raise ValueError(
+                f"node {spec.name!r}: the sinabs reset is applied at once (timing now)"
+            )
 
     def refresh(self) -> None:
         thr = self.v_threshold
@@ -69,14 +83,15 @@ class DiscreteNeuron(GraphNeuron):
             return (v > thr).to(v.dtype)
         if self.fire_rule == ">=":
             return (v >= thr).to(v.dtype)
-        return torch.where(v >= thr, torch.floor(v / thr), torch.zeros_like(v))
+        z = torch.where(v >= thr, torch.floor(v / thr), torch.zeros_like(v))
+        return z if self.max_spikes is None else z.clamp(max=self.max_spikes)
 
     def dynamics(
         self, x: torch.Tensor, v: torch.Tensor | None, o: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         syn = self.syn_decay is not None
         if v is None:
-            v_prev = torch.zeros_like(x)
+            v_prev = torch.zeros_like(x) if self.v_init is None else self.v_init.expand_as(x)
             i_prev = torch.zeros_like(x) if syn else None
         elif syn:
             i_prev, v_prev = v[0], v[1]
@@ -105,6 +120,8 @@ class DiscreteNeuron(GraphNeuron):
                 after = charged - z * thr
             elif self.reset_rule == "zero":
                 after = torch.where(z > 0, self._v_reset(charged), charged)
+            elif self.reset_rule == "sinabs":
+                after = charged * (z == 0).to(x.dtype) + self._v_reset(charged)
         elif not self.reset_delay:  # snnTorch without reset_delay: this step's spike now
             do = z - late
             if self.reset_rule == "subtract":

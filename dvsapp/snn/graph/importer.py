@@ -174,10 +174,19 @@ def import_framework(
         raise ConfigError("give --input-size WxH: the frames the network takes")
     state = load_weights(p)  # before running any user code: a refused file stops here
     model = load_user_model(code)
+    prepare = getattr(fw, "prepare", None)  # the framework's own state, modes (see its module)
+    if prepare is not None:
+        try:
+            state = prepare(model, state)
+        except ConfigError as e:
+            raise FrameworkImportError(code, str(e)) from None
     fit_weights(model, state, p)
-    graph = trace(model, fw.neuron_types(), code)
+    # a framework may keep more of its modules whole (leaf_types) and convert those that
+    # are no neurons itself (convert_module); see dvsapp.snn.graph.frameworks
+    graph = trace(model, getattr(fw, "leaf_types", fw.neuron_types)(), code)
     try:
-        conv = convert(graph, model, (fw.neuron_types(), fw.to_discrete), code)
+        neuron = (fw.neuron_types(), fw.to_discrete)
+        conv = convert(graph, model, neuron, code, getattr(fw, "convert_module", None))
         in_shape = (_in_channels(conv), opts.input_size[1], opts.input_size[0])
         spec, tensors = assemble(
             conv.specs, conv.values, conv.edges, conv.input_name, conv.output_name, in_shape,

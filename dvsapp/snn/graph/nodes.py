@@ -310,6 +310,10 @@ _CLASSES: dict[str, Any] = {
 
 def build_node(spec: NodeSpec, dt: float) -> GraphNode | GraphNeuron:
     """The module for one node spec."""
+    if spec.type == "StepAffine":  # BNTT's per-step tables (imports this module)
+        from dvsapp.snn.graph.stepwise import StepAffine
+
+        return StepAffine(spec, dt)
     if spec.type in ("Discrete", "MaxPool2d"):  # framework imports (imports this module)
         from dvsapp.snn.graph import discrete
 

@@ -34,6 +34,7 @@ NODE_TYPES: tuple[str, ...] = (
     "SumPool2d", "AvgPool2d", "Threshold", "I", "LI", "IF", "LIF", "CubaLI", "CubaLIF", "Delay",
     "Identity",  # a nested graph's Input and Output, once flattened; a residual add
     "Discrete", "MaxPool2d",  # networks imported from their framework (graph/discrete.py)
+    "StepAffine",  # per-step tables (BNTT), graph/stepwise.py
 )  # fmt: skip
 #: Node types whose output is a spike train (their layers show in rasters and rates).
 SPIKING_TYPES: frozenset[str] = frozenset({"IF", "LIF", "CubaLIF", "Threshold", "Discrete"})

@@ -180,6 +180,10 @@ def _pair(value: Any) -> list[int]:
 #: A framework's neuron converter: (name, module) -> (params, tensor values) of a Discrete
 #: node; raises ConfigError for what cannot be honoured.
 NeuronConverter = Callable[[str, nn.Module], tuple[dict[str, Any], dict[str, Any]]]
+#: A framework's converter of its own non-neuron modules: (out, name, module, sources, where)
+#: -> the graph node giving the module's value, or None to leave the module to the plain
+#: torch conversion here.
+ModuleConverter = Callable[["Converted", str, nn.Module, list[str], str], "str | None"]
 
 
 def convert(
@@ -187,9 +191,11 @@ def convert(
     model: nn.Module,
     neuron: tuple[tuple[type, ...], NeuronConverter],
     where: str,
+    special: ModuleConverter | None = None,
 ) -> Converted:
     """Walk the fx graph: plain torch layers become graph nodes here, the framework's
-    neurons become ``Discrete`` nodes through ``neuron``'s converter. Tuple outputs of a
+    neurons become ``Discrete`` nodes through ``neuron``'s converter, and ``special`` (where
+    given) converts the framework's other modules first. Tuple outputs of a
     neuron (``spk, mem``) stand for its spikes. Whatever cannot be converted is refused with
     one line naming the module and its class."""
     neuron_types, to_discrete = neuron
@@ -216,7 +222,8 @@ def convert(
                 params, values = to_discrete(name, mod)
                 alias[n.name] = out.add(name, "Discrete", srcs[:1], params, values)
             else:
-                alias[n.name] = _torch_module(out, name, mod, srcs[:1], where)
+                made = special(out, name, mod, srcs[:1], where) if special else None
+                alias[n.name] = made or _torch_module(out, name, mod, srcs[:1], where)
         elif n.op in ("call_function", "call_method"):
             alias[n.name] = _function(out, n, srcs, where)
         elif n.op == "output":
@@ -226,6 +233,17 @@ def convert(
                 raise FrameworkImportError(where, "the forward's output is not a tensor")
             out.add("output", "Output", [alias[first.name]])
     return out
+
+
+def torch_module(out: Converted, name: str, mod: nn.Module, srcs: list[str], where: str) -> str:
+    """A plain torch layer as a graph node (what :func:`convert` does with it)."""
+    return _torch_module(out, name, mod, srcs, where)
+
+
+def fold_batchnorm(out: Converted, name: str, bn: nn.Module, srcs: list[str], where: str) -> str:
+    """An inference BatchNorm (any module with ``weight``, ``bias``, ``running_mean``,
+    ``running_var`` and ``eps``) folded into the convolution or linear layer right before it."""
+    return _fold_batchnorm(out, name, bn, srcs, where)
 
 
 def _torch_module(out: Converted, name: str, mod: nn.Module, srcs: list[str], where: str) -> str:
