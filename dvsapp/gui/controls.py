@@ -23,8 +23,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from dvsapp.gui.model_combo import ModelCombo
 from dvsapp.gui.slots import note_slot
 from dvsapp.pipeline import ModelInfo, PipelineSettings
+from dvsapp.pipeline.advice import UNTRAINED, ModelSummary, summarise_checkpoint, training_data
 
 SPEEDS: tuple[tuple[str, float], ...] = (
     ("0.1x", 0.1),
@@ -51,10 +53,13 @@ FREE_RUNNING_FAMILIES = frozenset({"tdbn", "graph"})
 
 def model_text(info: ModelInfo) -> str:
     """The model label: what the network is (where it comes from, for one from elsewhere),
-    its classes, input and device. Explicit lines, each short enough for the column."""
+    what it was trained on, its input, classes and device. Explicit lines, each short
+    enough for the column."""
     kind = "trained" if info.trained else "untrained"
-    last = f"{len(info.class_names)} classes, input {info.input_size[0]}x{info.input_size[1]}, "
-    last += f"on {info.device}"
+    data = training_data(info.trained_on) if info.trained else UNTRAINED
+    w, h = info.input_size
+    last = f"trained on: {data}\ninput {info.trained_input or f'{w}x{h}'}\n"
+    last += f"{len(info.class_names)} classes, on {info.device}"
     src = info.source
     if not src:
         return f"{info.arch} ({info.family}, {kind})\n{last}"
@@ -187,14 +192,20 @@ class Controls(QWidget):
     def _model_group(self, shipped: list[Path], cuda: bool) -> QGroupBox:
         box = QGroupBox("Model")
         form = QFormLayout(box)
-        self.model = QComboBox()
+        self.model = ModelCombo()
         self._shipped = {Path(p) for p in shipped}
+        #: What each listed checkpoint was trained on and takes (from its header).
+        self.model_summaries: dict[Path, ModelSummary] = {}
         for p in shipped:
-            self.model.addItem(p.stem, p)
-        self.model.addItem("untrained demo (resnet_small)", DEMO)
-        self.model.addItem("other checkpoint or .nir…", BROWSE)
+            summary = self.model_summaries[Path(p)] = summarise_checkpoint(p)
+            self.model.add_model(p.stem, p, summary)
+        self.model.add_model("untrained demo (resnet_small)", DEMO)
+        self.model.describe(
+            self.model.count() - 1, UNTRAINED, "random weights: the app's panels, not predictions"
+        )
+        self.model.add_model("other checkpoint or .nir…", BROWSE)
         self.model.activated.connect(self.model_chosen)
-        form.addRow("model", self.model)
+        form.addRow(self.model)  # the whole row: long names need the room
         self.device = QComboBox()
         self.device.addItem("auto", "auto")
         self.device.addItem("CPU", "cpu")
@@ -394,7 +405,10 @@ class Controls(QWidget):
         # Explicit lines, no word wrap: a wrapped label in this form gets one line's height
         # once the panel is full, and its text was clipped.
         self.model_label.setText(model_text(info))
-        self.model_label.setToolTip(str(info.path) if info.path else info.name)
+        tip = str(info.path) if info.path else info.name
+        if info.trained_on:
+            tip += f"\ntrained on: {info.trained_on}"
+        self.model_label.setToolTip(tip)
 
     def show_settings(self, s: PipelineSettings) -> None:
         """Make the controls show ``s`` (without emitting anything)."""
@@ -473,8 +487,13 @@ class Controls(QWidget):
                 self.model.setCurrentIndex(i)
                 return
         assert checkpoint is not None
-        self.model.insertItem(0, Path(checkpoint).name, Path(checkpoint))
-        self.model.setItemData(0, str(checkpoint), Qt.ItemDataRole.ToolTipRole)
+        path = Path(checkpoint)
+        summary = None
+        if path.suffix.lower() == ".safetensors":
+            summary = self.model_summaries[path] = summarise_checkpoint(path)
+        self.model.insert_model(0, path.name, path, summary)
+        if summary is None:
+            self.model.describe(0, "", str(checkpoint))
         self.model.setCurrentIndex(0)
 
     def forget_model(self, checkpoint: Path | None) -> None:

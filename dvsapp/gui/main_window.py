@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from dvsapp.gui import theme
-from dvsapp.gui.banner import ErrorBanner
+from dvsapp.gui.banner import ErrorBanner, NoticeBanner
 from dvsapp.gui.bridge import MailboxBridge
 from dvsapp.gui.controls import (
     ALL_CAPABILITIES,
@@ -52,6 +52,7 @@ from dvsapp.gui.shortcuts import Shortcuts
 from dvsapp.gui.slots import note_slot
 from dvsapp.gui.status import StatusBar
 from dvsapp.pipeline import ModelInfo, PipelineSettings, PipelineStats
+from dvsapp.pipeline.advice import UNTRAINED, suggest_model, training_data
 
 REDRAW_MS = 16  # at most ~60 redraws per second
 #: Bins this short or shorter (e.g. N-MNIST's 1 ms) hold a handful of events each: unless the
@@ -109,6 +110,8 @@ class MainWindow(QMainWindow):
             self.import_options[self.settings.checkpoint] = self.settings.import_options
         self._model_failures = 0  # PipelineStats.model_failures handled so far
         self._accumulate_chosen = False  # the user set the event view's accumulation
+        #: (recording, model) pairs whose model suggestion the user dismissed.
+        self._dismissed_suggestions: set[tuple[Path | None, str]] = set()
         self.setWindowTitle("dvsapp")
         self.setAcceptDrops(True)
         self.setStyleSheet(theme.STYLESHEET)
@@ -151,6 +154,8 @@ class MainWindow(QMainWindow):
         outer.setSpacing(2)
         self.banner = ErrorBanner()
         outer.addWidget(self.banner)
+        self.notice = NoticeBanner()
+        outer.addWidget(self.notice)
 
         scroll = QScrollArea()
         scroll.setWidget(self.controls)
@@ -198,6 +203,8 @@ class MainWindow(QMainWindow):
         self.rasters.neuron_clicked.connect(self.trace_neuron)
         self.events.accumulate_changed.connect(self.apply_accumulate)
         self.vm.cleared.connect(self.clear_traced_neurons)
+        self.notice.action_requested.connect(self.accept_suggestion)
+        self.notice.dismissed.connect(self.dismiss_suggestion)
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -388,6 +395,60 @@ class MainWindow(QMainWindow):
         """A non-modal error banner plus the status bar; the GUI keeps running."""
         if self.banner.show_message(message):
             self.status.show_error(message)
+
+    # -- model suggestion ------------------------------------------------------------------
+    def _update_suggestion(self, st: PipelineStats) -> None:
+        """Suggest the model trained on real DVS128 Gesture while a real DVS128 recording
+        (advice.recording_origin's rule) plays through a model trained on anything else;
+        hide the suggestion as soon as it no longer applies. Never switches by itself."""
+        origin = getattr(st, "recording_origin", None)
+        info = self.info
+        rec = self.settings.recording
+        if (
+            origin is None
+            or info is None
+            or self.live_spec is not None
+            or rec is None
+            or origin.path is None
+            or not _same_file(origin.path, rec)
+        ):
+            self.notice.clear()
+            return
+        loaded = info.path if info.trained else None
+        requested = self.settings.checkpoint
+        if (loaded is None) != (requested is None) or (
+            loaded is not None and requested is not None and not _same_file(loaded, requested)
+        ):
+            self.notice.clear()  # another model is on its way: judge that one
+            return
+        data = training_data(info.trained_on) if info.trained else UNTRAINED
+        pick = suggest_model(origin, data, loaded, self.controls.model_summaries.values())
+        key = (Path(rec), str(loaded or info.name))
+        if pick is None or key in self._dismissed_suggestions:
+            self.notice.clear()
+            return
+        if self.notice.isVisible() and self.notice.key == key:
+            return
+        message = (
+            f"{Path(rec).name} looks like a real DVS128 recording ({origin.reason}), but "
+            f"{Path(loaded).stem if loaded else info.name} was trained on {data}. "
+            f"{pick.name} was trained on {pick.training} "
+            f"(input {pick.input})."
+        )
+        self.notice.show_notice(key, message, f"use {pick.name}", pick.path, pick.tooltip)
+
+    @Slot(object)
+    def accept_suggestion(self, checkpoint: object) -> None:
+        """The suggestion's button: load the suggested checkpoint."""
+        note_slot("MainWindow.accept_suggestion")
+        if checkpoint is not None:
+            self.load_model(Path(str(checkpoint)))
+
+    @Slot(object)
+    def dismiss_suggestion(self, key: object) -> None:
+        note_slot("MainWindow.dismiss_suggestion")
+        if isinstance(key, tuple):
+            self._dismissed_suggestions.add(key)  # type: ignore[arg-type]
 
     @Slot()
     def choose_recording(self) -> None:
@@ -608,6 +669,7 @@ class MainWindow(QMainWindow):
             return
         self._last_stats = st
         self._check_model_failure(st)
+        self._update_suggestion(st)
         for p in self.panels:
             p.flush_hint()
         self.status.update_stats(st, self.rates.health if self.info else None, self.info)
@@ -622,6 +684,14 @@ class MainWindow(QMainWindow):
             self.controls.set_playing(st.state not in ("paused", "ended", "error", "stopped"))
         t, t0 = st.stream_time_us, st.t_first_us
         self.controls.set_position(None if t is None or t0 is None else t - t0, st.duration_us)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """The same path once made absolute (symlinks resolved where they can be)."""
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return Path(a) == Path(b)
 
 
 def _one_line(error: BaseException) -> str:

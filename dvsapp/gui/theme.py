@@ -17,6 +17,8 @@ OK_COLOUR = "#4caf50"
 SILENT_COLOUR = "#29b6f6"  # a layer gone quiet: cold
 SATURATED_COLOUR = "#ff5252"  # a layer firing everywhere: hot
 ERROR_COLOUR = "#ff6e6e"
+NOTICE_BACKGROUND = "#1d3149"  # a suggestion strip: calm blue, unlike an error
+NOTICE_COLOUR = "#cfe3ff"
 
 #: Distinct line colours (class curves, Vm traces, layers), readable on a dark background.
 PALETTE: tuple[str, ...] = (
@@ -99,6 +101,9 @@ QGroupBox::title {{ subcontrol-origin: margin; left: 8px; padding: 0 3px; color:
 QLabel#panelTitle {{ font-weight: bold; color: {FOREGROUND}; padding: 2px 4px; }}
 QLabel#panelHint {{ color: {MUTED}; padding: 2px 4px; }}
 QLabel#errorBanner {{ background: #4a1f24; color: {ERROR_COLOUR}; padding: 4px 8px; }}
+QWidget#noticeBanner {{ background: {NOTICE_BACKGROUND}; border-radius: 3px; }}
+QLabel#noticeText {{ background: transparent; color: {NOTICE_COLOUR}; padding: 2px 4px; }}
+QPushButton#noticeAction {{ background: #3b5b86; border-color: #5a84bd; font-weight: bold; }}
 QPushButton, QComboBox, QSpinBox, QDoubleSpinBox {{
     background: #2a3039; border: 1px solid #3a414c; border-radius: 3px; padding: 2px 6px;
 }}

@@ -48,6 +48,16 @@ class PipelineSettings:
     import_options: ImportOptions | None = None
 
 
+@dataclass(frozen=True)
+class RecordingOrigin:
+    """(added) Where the open recording comes from, as far as its file tells
+    (:func:`dvsapp.pipeline.advice.recording_origin` has the rule)."""
+
+    path: Path | None
+    kind: str  # "real-dvs128" | "synthetic" | "other"
+    reason: str  # one line: what in the file said so
+
+
 @dataclass
 class ModelInfo:
     """What the GUI needs to lay out its panels for the loaded model."""
@@ -75,6 +85,10 @@ class ModelInfo:
     #: (added) where a network from elsewhere comes from: its checkpoint's ``extra["source"]``
     #: (framework, file, dt_s, readout, ...); empty for our own architectures.
     source: dict[str, Any] = field(default_factory=dict)
+    #: (added) the checkpoint's ``trained_on`` ("synth", "DVS128 Gesture (real; ...)", ...).
+    trained_on: str = ""
+    #: (added) the input it was trained on, e.g. "2x32x32, 40 ms bins, denoised".
+    trained_input: str = ""
 
 
 @dataclass
@@ -129,3 +143,5 @@ class PipelineStats:
     model_failures: int = 0
     failed_model: Path | None = None
     model_error: str = ""
+    #: (added) the open recording's origin (None: none open, or a live source).
+    recording_origin: RecordingOrigin | None = None

@@ -39,6 +39,7 @@ import torch
 from dvsapp.binning import Frames
 from dvsapp.events.sources import EventSource, ReplaySource, SourceState
 from dvsapp.events.span import SpanScan
+from dvsapp.pipeline.advice import input_text, origin_of_reader
 from dvsapp.pipeline.loading import (
     DEFAULT_SENSOR,
     Chain,
@@ -54,7 +55,13 @@ from dvsapp.pipeline.loading import (
 from dvsapp.pipeline.mailbox import Mailbox
 from dvsapp.pipeline.meter import Meter
 from dvsapp.pipeline.probes import ProbeTap
-from dvsapp.pipeline.records import ModelInfo, PipelineSettings, PipelineStats, StepFrame
+from dvsapp.pipeline.records import (
+    ModelInfo,
+    PipelineSettings,
+    PipelineStats,
+    RecordingOrigin,
+    StepFrame,
+)
 from dvsapp.runner import segment_at
 
 IDLE_S = 0.0015
@@ -161,6 +168,8 @@ class Worker:
         self._last_wall = 0.0
         self._published = 0.0
         self._shown: tuple[str, str, int | None] = ("", "", None)
+        self._origin_for: Recording | None = None  # the recording _origin_cache is about
+        self._origin_cache: RecordingOrigin | None = None
 
     # -- the loop ----------------------------------------------------------------------
     def run(self) -> None:
@@ -521,6 +530,8 @@ class Worker:
             event_count=cfg.event_count,
             path=ckpt.path if model.trained else None,
             source=model_source(ckpt),
+            trained_on=str(ckpt.trained_on or ""),
+            trained_input=input_text(ckpt.binning.to_dict()),
         )
 
     # -- one round of work -------------------------------------------------------------
@@ -759,4 +770,19 @@ class Worker:
             model_failures=self._model_failures,
             failed_model=self._failed_model,
             model_error=self._model_error,
+            recording_origin=self._origin(),
         )
+
+    def _origin(self) -> RecordingOrigin | None:
+        """The open replay's origin, worked out once per recording (header facts only)."""
+        rec = self._rec
+        replay = None if rec is None else rec.replay
+        if replay is None:
+            return None
+        if self._origin_for is not rec:
+            self._origin_for = rec
+            try:
+                self._origin_cache = origin_of_reader(replay.reader)
+            except Exception:  # advice only: never let it stop the stream
+                self._origin_cache = None
+        return self._origin_cache
