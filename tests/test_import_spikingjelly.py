@@ -144,16 +144,21 @@ class BnttVGG(nn.Module):
 
 
 class WithAdaptive(nn.Module):
-    def __init__(self):
+    def __init__(self, size=(2, 2)):
         super().__init__()
         self.conv = layer.Conv2d(2, 4, 3, padding=1)
         self.sn = neuron.LIFNode()
-        self.pool = layer.AdaptiveAvgPool2d((1, 1))
+        self.pool = layer.AdaptiveAvgPool2d(size)
         self.flat = layer.Flatten()
-        self.fc = layer.Linear(4, 3)
+        self.fc = layer.Linear(4 * size[0] * size[1], 3)
+        self.sn2 = neuron.IFNode()
 
     def forward(self, x):
-        return self.fc(self.flat(self.pool(self.sn(self.conv(x)))))
+        return self.sn2(self.fc(self.flat(self.pool(self.sn(self.conv(x))))))
+
+
+def global_pool():
+    return WithAdaptive((1, 1))
 
 
 class WithSimpleLIF(nn.Module):
@@ -270,6 +275,21 @@ def test_neurons_equal_spikingjelly_per_step(code_file, tmp_path, name):
     assert fired["sn1"] > 50 and fired["sn2"] > 5, fired
 
 
+def test_global_average_pooling_equals_spikingjelly(code_file, tmp_path):
+    """``AdaptiveAvgPool2d((1, 1))``, a ResNet's last pooling, is a global mean."""
+    net, weights = _trained(code_file, "global_pool", tmp_path)
+    code = f"{code_file}:global_pool"
+    ours = import_framework(weights, "spikingjelly", code, ImportOptions(input_size=(8, 8))).model
+    assert [n.type for n in ours.spec.nodes].count("GlobalAvgPool2d") == 1
+    functional.reset_net(net)
+    ours.reset()
+    with torch.no_grad():
+        outs = [(ours.step(x_t), net(x_t)) for x_t in _frames(40, (2, 8, 8))]
+    for a, b in outs:
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert sum(float(b.sum()) for _, b in outs) > 0
+
+
 def test_neuron_parameters_become_discrete_values(code_file, tmp_path):
     _, weights = _trained(code_file, "lif_reset_below", tmp_path)
     ckpt = import_framework(
@@ -362,8 +382,7 @@ def test_cli_import_and_refusals(code_file, tmp_path, capsys):
     cases = {
         "adaptive pool": (
             ["import", str(adaptive), *other, "--code", f"{code_file}:WithAdaptive"],
-            "'pool' (spikingjelly.activation_based.layer.stateless_wrapper.AdaptiveAvgPool2d) "
-            "cannot be converted",
+            "'pool' (AdaptiveAvgPool2d): only output size 1 (global average pooling)",
         ),
         "simple node": (
             ["import", str(simple), *other, "--code", f"{code_file}:WithSimpleLIF"],

@@ -140,6 +140,18 @@ class Pool2d(GraphNode):
         )
 
 
+class GlobalAvgPool2d(GraphNode):
+    """The mean over each channel's map (``AdaptiveAvgPool2d(1)``; ``keepdim`` false for
+    a ``x.mean((-2, -1))``)."""
+
+    def __init__(self, spec: NodeSpec, dt: float) -> None:
+        super().__init__(spec, dt)
+        self.keepdim = bool(spec.params.get("keepdim", True))
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(-2, -1), keepdim=self.keepdim)
+
+
 class Threshold(GraphNode):
     """``x > threshold`` as 0/1 (no state)."""
 
@@ -301,8 +313,8 @@ class Delay(GraphNode):
 _CLASSES: dict[str, Any] = {
     "Input": Identity, "Output": Identity, "Identity": Identity, "Affine": Affine,
     "Linear": Affine, "Scale": Scale, "Conv1d": Conv, "Conv2d": Conv, "Flatten": Flatten,
-    "SumPool2d": Pool2d,
-    "AvgPool2d": Pool2d, "Threshold": Threshold, "I": Integrator, "LI": Integrator,
+    "SumPool2d": Pool2d, "AvgPool2d": Pool2d, "GlobalAvgPool2d": GlobalAvgPool2d,
+    "Threshold": Threshold, "I": Integrator, "LI": Integrator,
     "CubaLI": Integrator, "IF": GraphNeuron, "LIF": GraphNeuron, "CubaLIF": GraphNeuron,
     "Delay": Delay,
 }  # fmt: skip

@@ -34,6 +34,7 @@ NODE_TYPES: tuple[str, ...] = (
     "SumPool2d", "AvgPool2d", "Threshold", "I", "LI", "IF", "LIF", "CubaLI", "CubaLIF", "Delay",
     "Identity",  # a nested graph's Input and Output, once flattened; a residual add
     "Discrete", "MaxPool2d",  # networks imported from their framework (graph/discrete.py)
+    "GlobalAvgPool2d",
     "StepAffine",  # per-step tables (BNTT), graph/stepwise.py
 )  # fmt: skip
 #: Node types whose output is a spike train (their layers show in rasters and rates).
@@ -42,7 +43,7 @@ SPIKING_TYPES: frozenset[str] = frozenset({"IF", "LIF", "CubaLIF", "Threshold", 
 #: silence into the first step, e.g. a W_rec bias).
 STATELESS_TYPES: frozenset[str] = frozenset(
     {"Affine", "Linear", "Scale", "Conv1d", "Conv2d", "Flatten", "SumPool2d", "AvgPool2d"}
-    | {"MaxPool2d", "Identity"}
+    | {"MaxPool2d", "Identity", "GlobalAvgPool2d"}
 )
 #: How a window's class and probabilities come from the output (see dvsapp.snn.stepper).
 READOUTS: tuple[str, ...] = ("spike_count", "mean_softmax")

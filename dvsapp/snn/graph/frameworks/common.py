@@ -265,6 +265,13 @@ def _torch_module(out: Converted, name: str, mod: nn.Module, srcs: list[str], wh
         return out.add(name, kind, srcs, {}, {"weight": mod.weight, "bias": mod.bias})
     if isinstance(mod, nn.BatchNorm2d | nn.BatchNorm1d):
         return _fold_batchnorm(out, name, mod, srcs, where)
+    if isinstance(mod, nn.AdaptiveAvgPool2d):
+        if mod.output_size not in (1, (1, 1), [1, 1]):
+            raise FrameworkImportError(
+                where, f"module {name!r} (AdaptiveAvgPool2d): only output size 1 (global "
+                "average pooling) is supported",
+            )  # fmt: skip
+        return out.add(name, "GlobalAvgPool2d", srcs, {"keepdim": True})
     if isinstance(mod, nn.MaxPool2d):
         if mod.return_indices:
             raise FrameworkImportError(where, f"module {name!r} (MaxPool2d) returns indices")
@@ -333,12 +340,21 @@ def _function(out: Converted, n: fx.Node, srcs: list[str], where: str) -> str:
             raise FrameworkImportError(where, f"{n.name}: flattening the batch dimension")
         params = {"start_dim": start - 1, "end_dim": end - 1 if end > 0 else end}
         return out.add(n.name, "Flatten", srcs[:1], params)
+    if target in (torch.mean, "mean") and _spatial_mean(n):
+        keep = bool(n.kwargs.get("keepdim", n.args[2] if len(n.args) > 2 else False))
+        return out.add(n.name, "GlobalAvgPool2d", srcs[:1], {"keepdim": keep})
     if target is operator.getitem and srcs:  # (spikes, membrane)[i] of a neuron
         return srcs[0] if n.args[1] == 0 else _membrane_output(n, where)
     if target in (torch.nn.functional.dropout, "contiguous", "clone", "detach"):
         return srcs[0]
     what = getattr(target, "__name__", str(target))
     raise FrameworkImportError(where, f"{n.name}: the operation {what!r} cannot be converted")
+
+
+def _spatial_mean(n: fx.Node) -> bool:
+    """``x.mean((-2, -1))`` / ``torch.mean(x, dim=(2, 3))`` over a [B, C, H, W] map."""
+    dim = n.kwargs.get("dim", n.args[1] if len(n.args) > 1 else None)
+    return isinstance(dim, tuple | list) and sorted(dim) in ([-2, -1], [2, 3])
 
 
 def _membrane_output(n: fx.Node, where: str) -> str:

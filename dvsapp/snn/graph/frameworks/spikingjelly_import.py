@@ -36,8 +36,8 @@ trace and converted from their parameters): a model built in multi-step mode imp
 in single-step mode; :func:`prepare` switches what can switch to ``"s"`` all the same. The
 model's forward must take one step ``[B, ...]`` (no loop over T, no mean over T). Other
 neurons (``SimpleIFNode`` starts at 0, not ``v_reset``; adaptive, parametric-threshold,
-multi-level ...), ``AdaptiveAvgPool2d``, attention, recurrent containers and every other
-SpikingJelly module are refused, naming the module and its class.
+multi-level ...), ``AdaptiveAvgPool2d`` to any size but 1x1, attention, recurrent containers
+and every other SpikingJelly module are refused, naming the module and its class.
 """
 
 from __future__ import annotations
@@ -184,7 +184,7 @@ def convert_module(
     kind = type(mod)
     plain = (
         layer.Conv1d, layer.Conv2d, layer.Linear, layer.BatchNorm1d, layer.BatchNorm2d,
-        layer.MaxPool2d, layer.AvgPool2d, layer.Flatten,
+        layer.MaxPool2d, layer.AvgPool2d, layer.AdaptiveAvgPool2d, layer.Flatten,
     )  # fmt: skip
     if kind in plain:
         return None
