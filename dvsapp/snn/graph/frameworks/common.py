@@ -336,9 +336,14 @@ def _function(out: Converted, n: fx.Node, srcs: list[str], where: str) -> str:
     if target in (torch.flatten, "flatten"):
         start = n.args[1] if len(n.args) > 1 else n.kwargs.get("start_dim", 0)
         end = n.args[2] if len(n.args) > 2 else n.kwargs.get("end_dim", -1)
-        if start < 1:
+        if start == 0:
             raise FrameworkImportError(where, f"{n.name}: flattening the batch dimension")
-        params = {"start_dim": start - 1, "end_dim": end - 1 if end > 0 else end}
+        # counted from the end (flatten(-3), as multi-step code writes it) it is the same
+        # dims with or without the batch; from the start, one less without the batch
+        params = {
+            "start_dim": start - 1 if start > 0 else start,
+            "end_dim": end - 1 if end > 0 else end,
+        }
         return out.add(n.name, "Flatten", srcs[:1], params)
     if target in (torch.mean, "mean") and _spatial_mean(n):
         keep = bool(n.kwargs.get("keepdim", n.args[2] if len(n.args) > 2 else False))
