@@ -14,8 +14,8 @@ test: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q $(PYTEST_ARGS)
 
 lint: setup
-	$(VENV)/bin/ruff check dvsapp tests benchmarks scripts
-	$(VENV)/bin/ruff format --check dvsapp tests benchmarks scripts
+	$(VENV)/bin/ruff check dvsapp tests benchmarks scripts examples
+	$(VENV)/bin/ruff format --check dvsapp tests benchmarks scripts examples
 
 bench: setup
 	$(PY) benchmarks/bench_decoders.py

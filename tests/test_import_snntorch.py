@@ -262,3 +262,14 @@ def test_shipped_style_cli_import_and_refusals(code_file, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, (what, err)
         assert not out.exists(), what
+
+
+def test_unsupported_framework_version_is_refused(code_file, tmp_path, capsys, monkeypatch):
+    _, weights = _trained(code_file, "Hidden", tmp_path)
+    monkeypatch.setattr(snntorch, "__version__", "0.7.0")
+    out = tmp_path / "old.safetensors"
+    args = ["import", str(weights), "--framework", "snntorch", "--code", f"{code_file}:Hidden"]
+    assert main([*args, "--input-size", "8x8", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "snnTorch 0.7.0 is not supported" in err
+    assert not out.exists()
