@@ -10,9 +10,13 @@ with ``functional.reset_net(net)``.
 
 Normalisation:
 
-* tdBN: a ``layer.BatchNorm2d`` after each conv, its weight holding ``gamma * alpha * Vth``
-  (SpikingJelly's ``ThresholdDependentBatchNorm2d`` runs multi-step only). SpikingJelly does
-  not fold it into the conv at inference; dvsapp does.
+* tdBN: a ``layer.BatchNorm2d`` after each conv, and on each identity shortcut of a layout-2
+  ResNet (the tdBN paper's block: ``TdShortcutBN``), its weight holding
+  ``gamma * alpha * Vth`` as SpikingJelly's ``ThresholdDependentBatchNorm2d`` stores it
+  (:func:`dvsapp.snn.tdbn.spikingjelly_gamma`; that class itself runs multi-step only, and
+  :func:`dvsapp.snn.resnet.load_spikingjelly_conv_bn` loads one into ours). SpikingJelly does
+  not fold it into the conv at inference; dvsapp does. The layout (stem stride, shortcuts) is
+  read off the dvsapp model, so either layout revision gets its own equivalent.
 * BNTT: ``layer.BatchNormThroughTime2d`` / ``1d`` (one bias-free BN per step, picked by its
   own step counter; past its T it raises, so a stream resets every T steps).
 
@@ -37,8 +41,8 @@ from torch import nn
 
 from dvsapp.snn.base import SpikingModel
 from dvsapp.snn.bntt import BnttLIF, BnttNorm
-from dvsapp.snn.resnet import BasicBlock, TdbnResNet, TdConvBN
-from dvsapp.snn.tdbn import TdLIF
+from dvsapp.snn.resnet import BasicBlock, TdbnResNet, TdConvBN, TdShortcutBN
+from dvsapp.snn.tdbn import TdBatchNorm, TdLIF, spikingjelly_gamma
 from dvsapp.snn.vgg import BnttVGG
 
 __all__ = [
@@ -110,17 +114,22 @@ def _node(ours: nn.Module, kind: str) -> nn.Module:
     raise TypeError(f"no SpikingJelly equivalent for {type(ours).__name__}")
 
 
+def _bn(ours: TdBatchNorm) -> nn.Module:
+    bn = layer.BatchNorm2d(ours.num_features, eps=ours.eps, momentum=ours.momentum)
+    nn.init.constant_(bn.weight, ours.gain)  # tdBN's initial alpha * Vth
+    return bn
+
+
 def _conv_bn(ours: TdConvBN) -> nn.Sequential:
     c = ours.conv
     conv = layer.Conv2d(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding,
                         bias=False, step_mode="s")  # fmt: skip
-    bn = layer.BatchNorm2d(c.out_channels, eps=ours.bn.eps, momentum=ours.bn.momentum)
-    nn.init.constant_(bn.weight, ours.bn.gain)  # tdBN's initial alpha * Vth
-    return nn.Sequential(conv, bn)
+    return nn.Sequential(conv, _bn(ours.bn))
 
 
 class SJBasicBlock(nn.Module):
-    """The tdBN basic block: conv-BN-LIF-conv-BN, plus identity or conv1x1-BN, then LIF."""
+    """The tdBN basic block: conv-BN-LIF-conv-BN, plus conv1x1-BN, BN (layout 2) or the
+    identity (layout 1) on the shortcut, then LIF."""
 
     def __init__(self, ours: BasicBlock, kind: str) -> None:
         super().__init__()
@@ -128,10 +137,16 @@ class SJBasicBlock(nn.Module):
         self.lif1 = _node(ours.lif1, kind)
         self.conv2 = _conv_bn(ours.conv2)
         self.downsample = None if ours.downsample is None else _conv_bn(ours.downsample)
+        self.shortcut = None if ours.shortcut is None else _bn(ours.shortcut.bn)
         self.lif2 = _node(ours.lif2, kind)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        elif self.shortcut is not None:
+            identity = self.shortcut(x)
+        else:
+            identity = x
         out = self.conv2(self.lif1(self.conv1(x)))
         return self.lif2(out + identity)
 
@@ -233,6 +248,8 @@ def _pairs(net: nn.Module, model: SpikingModel) -> Iterator[tuple[nn.Module, nn.
                 yield a.conv2, b.conv2
                 if a.downsample is not None:
                     yield a.downsample, b.downsample
+                if a.shortcut is not None:
+                    yield a.shortcut, b.shortcut
         yield model.fc_hidden, net.fc_hidden
         yield model.fc, net.fc
     elif isinstance(model, BnttVGG):
@@ -250,13 +267,10 @@ def copy_weights(net: nn.Module, model: SpikingModel) -> None:
     """Copy every weight and BN statistic of ``model`` into its equivalent ``net``."""
     for a, b in _pairs(net, model):
         if isinstance(a, TdConvBN):
-            conv, bn = b[0], b[1]
-            conv.weight.copy_(a.conv.weight)
-            bn.weight.copy_(a.bn.weight * a.bn.gain)  # the product tdBN computes
-            bn.bias.copy_(a.bn.bias)
-            bn.running_mean.copy_(a.bn.running_mean)
-            bn.running_var.copy_(a.bn.running_var)
-            bn.eps = a.bn.eps
+            b[0].weight.copy_(a.conv.weight)
+            _copy_tdbn(a.bn, b[1])
+        elif isinstance(a, TdShortcutBN):
+            _copy_tdbn(a.bn, b)
         elif isinstance(a, BnttNorm):
             for t, bn in enumerate(b.bn_list):
                 bn.weight.copy_(a.weight[t])
@@ -267,6 +281,14 @@ def copy_weights(net: nn.Module, model: SpikingModel) -> None:
             b.weight.copy_(a.weight)
             if a.bias is not None:
                 b.bias.copy_(a.bias)
+
+
+def _copy_tdbn(ours: TdBatchNorm, bn: nn.Module) -> None:
+    bn.weight.copy_(spikingjelly_gamma(ours))  # the product tdBN computes
+    bn.bias.copy_(ours.bias)
+    bn.running_mean.copy_(ours.running_mean)
+    bn.running_var.copy_(ours.running_var)
+    bn.eps = ours.eps
 
 
 def reset(net: nn.Module) -> None:

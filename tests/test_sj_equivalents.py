@@ -20,9 +20,15 @@ from spikingjelly.activation_based.neuron.base_node import SimpleBaseNode
 
 from dvsapp.snn.base import SpikingModel
 from dvsapp.snn.bntt import BnttNorm
-from dvsapp.snn.resnet import TdbnResNet
+from dvsapp.snn.resnet import TdbnResNet, TdConvBN, TdShortcutBN, load_spikingjelly_conv_bn
 from dvsapp.snn.resnet import default_config as resnet_config
-from dvsapp.snn.tdbn import TdBatchNorm, TdLIF
+from dvsapp.snn.tdbn import (
+    RESIDUAL_ALPHA,
+    TdBatchNorm,
+    TdLIF,
+    load_spikingjelly_tdbn,
+    spikingjelly_gamma,
+)
 from dvsapp.snn.vgg import BnttVGG
 from dvsapp.snn.vgg import default_config as vgg_config
 
@@ -49,12 +55,21 @@ SMALL: dict[str, dict] = {
     "vgg_small": {"width": 4, "input_size": (16, 16)},
 }
 ARCHS = tuple(SMALL)
+#: (arch, layout) of the ResNets: the builders' layout (2, the tdBN paper's) and the original
+#: one that older checkpoints hold (1); VGGs have one layout.
+CASES = [(arch, 2 if arch.startswith("resnet") else None) for arch in ARCHS] + [
+    ("resnet17", 1),
+    ("resnet19", 1),
+    ("resnet_small", 1),
+]
 SJ_NODES = (sj_neuron.LIFNode, SimpleBaseNode)
 
 
-def build(arch: str, **overrides) -> SpikingModel:
+def build(arch: str, layout: int | None = None, **overrides) -> SpikingModel:
     torch.manual_seed(0)
     fields = {**SMALL[arch], "time_steps": T, **overrides}
+    if layout is not None:
+        fields["layout"] = layout
     if arch.startswith("resnet"):
         return TdbnResNet(resnet_config(arch, **fields)).eval()
     return BnttVGG(vgg_config(arch, preset=None, **fields)).eval()
@@ -89,9 +104,9 @@ def sj_nodes(net: nn.Module) -> list[nn.Module]:
 
 
 @pytest.mark.parametrize("kind", sj.NEURONS)
-@pytest.mark.parametrize("arch", ARCHS)
-def test_same_layers_parameters_and_shapes(arch: str, kind: str) -> None:
-    model = build(arch)
+@pytest.mark.parametrize(("arch", "layout"), CASES)
+def test_same_layers_parameters_and_shapes(arch: str, layout: int | None, kind: str) -> None:
+    model = build(arch, layout)
     net = sj.sj_equivalent(model, kind)
     ours, theirs = layer_table(model), layer_table(net)
     if arch.startswith("resnet"):  # we average with .mean(), SpikingJelly with a pool layer
@@ -137,9 +152,11 @@ def exact_arithmetic(model: SpikingModel) -> None:
                 m.bias.copy_(torch.randn(c, generator=gen) * 0.2)
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-def test_exact_equivalent_gives_our_outputs(arch: str) -> None:
-    model = build(arch)
+@pytest.mark.parametrize(("arch", "layout"), CASES)
+def test_exact_equivalent_gives_our_outputs(arch: str, layout: int | None) -> None:
+    model = build(arch, layout)
+    if layout == 2 and arch != "resnet_small":  # the shortcut tdBNs are there, and mirrored
+        assert any(isinstance(m, TdShortcutBN) for m in model.modules())
     exact_arithmetic(model)
     net = sj.sj_equivalent(model, "exact")
     if arch.startswith("resnet"):
@@ -196,3 +213,74 @@ def test_rejects_what_it_cannot_mirror() -> None:
         sj.sj_equivalent(nn.Linear(2, 2))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="neuron"):
         sj.sj_equivalent(build("vgg_small"), "izhikevich")
+
+
+# --- SpikingJelly's tdBN and ours -------------------------------------------------------------
+
+
+def _randomize_sj_tdbn(bn: nn.Module, gen: torch.Generator) -> None:
+    """A trained-looking SpikingJelly tdBN: gamma (which holds alpha * Vth) and statistics."""
+    c = bn.num_features
+    with torch.no_grad():
+        bn.weight.copy_((torch.rand(c, generator=gen) + 0.5) * bn.weight)
+        bn.bias.copy_(torch.randn(c, generator=gen) * 0.1)
+        bn.running_mean.copy_(torch.randn(c, generator=gen) * 0.5)
+        bn.running_var.copy_(torch.rand(c, generator=gen) * 2 + 0.5)
+        bn.num_batches_tracked.fill_(7)
+
+
+@pytest.mark.parametrize(
+    ("sj_alpha", "sj_vth", "conv_bias"),
+    [(RESIDUAL_ALPHA, 0.2, False), (1.0, 1.0, False), (RESIDUAL_ALPHA, 0.2, True)],
+)
+def test_spikingjelly_tdbn_loads_into_ours_and_gives_the_same_outputs(
+    sj_alpha: float, sj_vth: float, conv_bias: bool
+) -> None:
+    """SpikingJelly's ``ThresholdDependentBatchNorm2d`` keeps ``alpha * Vth`` inside its
+    learned gamma; ours multiplies a weight by a fixed ``alpha * Vth``. With the weight
+    ``gamma / (alpha * Vth)`` the two compute the same, in training on a batch (and update
+    the same running statistics) and in eval with the running statistics (ours folded into
+    the conv). SpikingJelly's own alpha and Vth only set gamma's initial value, so the rule
+    holds when they differ from ours too; a conv bias goes into our running mean."""
+    gen = torch.Generator().manual_seed(21)
+    conv = sj_layer.Conv2d(3, 6, 3, stride=2, padding=1, bias=conv_bias, step_mode="m")
+    bn = sj_layer.ThresholdDependentBatchNorm2d(sj_alpha, sj_vth, 6)
+    assert bn.step_mode == "m"
+    torch.testing.assert_close(bn.weight.detach(), torch.full((6,), sj_alpha * sj_vth))
+    _randomize_sj_tdbn(bn, gen)
+    ours = TdConvBN(3, 6, 3, stride=2, v_th=0.2, alpha=RESIDUAL_ALPHA)
+    load_spikingjelly_conv_bn(ours, conv, bn)
+    torch.testing.assert_close(spikingjelly_gamma(ours.bn), bn.weight, rtol=1e-6, atol=0)
+    assert ours.bn.num_batches_tracked.item() == 7
+
+    x = torch.rand(4, 2, 3, 10, 10, generator=gen)  # [T, B, C, H, W]
+    # training: statistics over (T, B, H, W) of this batch, and the same running update
+    ours.train()
+    bn.train()
+    with torch.no_grad():
+        theirs_y, ours_y = bn(conv(x)), ours(x)
+    assert theirs_y.shape == ours_y.shape == (4, 2, 6, 5, 5)
+    torch.testing.assert_close(ours_y, theirs_y, atol=2e-6, rtol=1e-5)
+    mean = bn.running_mean - (conv.bias if conv_bias else 0)
+    torch.testing.assert_close(ours.bn.running_mean, mean.detach(), atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(ours.bn.running_var, bn.running_var, atol=1e-6, rtol=1e-6)
+    # eval: the running statistics (ours folded into one conv), over the sequence and per step
+    ours.eval()
+    bn.eval()
+    with torch.no_grad():
+        theirs_y, ours_y = bn(conv(x)), ours(x)
+        torch.testing.assert_close(ours_y, theirs_y, atol=1e-5, rtol=1e-5)
+        for t in range(4):
+            torch.testing.assert_close(ours.step(x[t]), theirs_y[t], atol=1e-5, rtol=1e-5)
+    assert theirs_y.abs().max() > 0.1  # not trivially zero
+
+
+def test_spikingjelly_tdbn_load_refuses_what_does_not_fit() -> None:
+    bn = sj_layer.ThresholdDependentBatchNorm2d(1.0, 0.2, 4)
+    with pytest.raises(ValueError, match="channels"):
+        load_spikingjelly_tdbn(TdBatchNorm(5), bn)
+    conv = sj_layer.Conv2d(3, 4, 3, padding=1, bias=False, step_mode="m")
+    with pytest.raises(ValueError, match="conv"):
+        load_spikingjelly_conv_bn(TdConvBN(3, 4, 3, stride=2), conv, bn)
+    with pytest.raises(ValueError, match="no tdBN"):
+        load_spikingjelly_conv_bn(TdConvBN(3, 4, 3, norm=False), conv, bn)

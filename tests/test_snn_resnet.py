@@ -15,6 +15,7 @@ from dvsapp.snn.resnet import (
     RESNET_ARCHS,
     TdbnResNet,
     TdConvBN,
+    TdShortcutBN,
     conv3x3_bn,
     default_config,
     resnet17,
@@ -207,17 +208,27 @@ def test_conv_unit_statistics_come_from_the_whole_sequence() -> None:
     torch.testing.assert_close(y.detach().double(), expected, atol=1e-5, rtol=0)
 
 
-def test_alpha_is_one_over_sqrt2_exactly_on_the_residual_branches() -> None:
+@pytest.mark.parametrize("layout", [1, 2])
+def test_alpha_is_one_over_sqrt2_exactly_on_the_residual_branches(layout: int) -> None:
+    """Both inputs of every add carry alpha = 1/sqrt(2): the residual branch's last tdBN and
+    the shortcut's (projection, or in layout 2 the identity shortcut's own tdBN)."""
     for arch in RESNET_ARCHS:
         with torch.device("meta"):
-            model = TdbnResNet(default_config(arch))
+            model = TdbnResNet(default_config(arch, layout=layout))
         residual = set()
         for stage in model.stage_names:
             for j, block in enumerate(getattr(model, stage)):
                 residual.add(f"{stage}.{j}.conv2.bn")
                 if block.downsample is not None:
                     residual.add(f"{stage}.{j}.downsample.bn")
+                    assert block.shortcut is None
+                elif layout == 2 and arch != "resnet_small":
+                    assert isinstance(block.shortcut, TdShortcutBN), (arch, stage, j)
+                    residual.add(f"{stage}.{j}.shortcut.bn")
+                else:
+                    assert block.shortcut is None  # the spikes themselves
         assert any("downsample" in n for n in residual), arch
+        assert any("shortcut" in n for n in residual) == (layout == 2 and arch != "resnet_small")
         bns = {n: m for n, m in model.named_modules() if isinstance(m, TdBatchNorm)}
         assert residual <= set(bns)
         for name, bn in bns.items():
@@ -234,7 +245,11 @@ def test_residual_branches_are_scaled_to_alpha_vth_in_training() -> None:
     identity = block.downsample(x)
     residual = block.conv2(block.lif1(block.conv1(x)))
     vth = TDBN_NEURON_DEFAULTS["threshold"]
-    for branch in (identity, residual):
+    # and an identity shortcut's own tdBN (layout 2)
+    plain = model.layer1[0]
+    assert plain.downsample is None and isinstance(plain.shortcut, TdShortcutBN)
+    spikes = (torch.rand(3, 2, 8, 16, 16, generator=gen) < 0.3).float()
+    for branch in (identity, residual, plain.shortcut(spikes)):
         std = branch.detach().double().std(dim=(0, 1, 3, 4), unbiased=False)
         torch.testing.assert_close(std, torch.full_like(std, vth / math.sqrt(2)), rtol=1e-3,
                                    atol=0)  # fmt: skip
@@ -276,6 +291,35 @@ def test_folded_conv_equals_conv_then_tdbn_and_follows_weight_changes() -> None:
     assert unit._fold_cache is None
 
 
+def test_shortcut_tdbn_folds_into_a_scale_and_shift_that_follows_its_statistics() -> None:
+    gen = torch.Generator().manual_seed(14)
+    unit = TdShortcutBN(5, v_th=0.4)
+    assert unit.bn.alpha == RESIDUAL_ALPHA
+    randomize_bn(unit, gen)
+    unit.eval()
+    x = (torch.rand(3, 2, 5, 6, 6, generator=gen) < 0.4).float()
+
+    def check() -> None:
+        ref = bn_reference(x.flatten(0, 1), unit.bn).float().unflatten(0, (3, 2))
+        with torch.inference_mode():
+            torch.testing.assert_close(unit(x), ref, atol=1e-6, rtol=0)
+            for t in range(3):
+                assert torch.equal(unit.step(x[t]), unit(x)[t])  # the same affine map
+
+    check()
+    assert unit._fold_cache is not None
+    with torch.no_grad():
+        unit.bn.running_var.mul_(3.0)
+    check()
+    unit.train()
+    assert unit._fold_cache is None
+    y = unit(x)  # training: statistics of this sequence
+    mean = y.detach().double().mean(dim=(0, 1, 3, 4))
+    torch.testing.assert_close(mean, unit.bn.bias.detach().double(), atol=1e-5, rtol=0)
+    # step in training mode uses the running statistics (a frame has no sequence statistics)
+    torch.testing.assert_close(unit.step(x[0]), unit.bn.infer(x[0]))
+
+
 def test_fold_cached_in_inference_mode_is_usable_with_autograd() -> None:
     gen = torch.Generator().manual_seed(5)
     unit = conv3x3_bn(2, 4)
@@ -294,10 +338,14 @@ def test_fold_cached_in_inference_mode_is_usable_with_autograd() -> None:
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("arch", RESNET_ARCHS)
-def test_steps_equal_forward_in_eval_and_run_past_the_trained_t(arch: str, device: str) -> None:
+@pytest.mark.parametrize(
+    ("arch", "layout"), [(arch, 2) for arch in RESNET_ARCHS] + [("resnet17", 1), ("resnet19", 1)]
+)
+def test_steps_equal_forward_in_eval_and_run_past_the_trained_t(
+    arch: str, layout: int, device: str
+) -> None:
     gen = torch.Generator().manual_seed(10)
-    model = small_model(arch)
+    model = small_model(arch, layout=layout)
     randomize_bn(model, gen)
     model.eval().to(device)
     steps = 2 * model.config.time_steps  # free-running: twice the trained T
@@ -451,6 +499,8 @@ def _weighted_layers(model: TdbnResNet) -> list[str]:
     ("builder", "depth", "stages", "hidden", "shapes"),
     [
         (resnet17, 17, [(64, 3), (128, 4)], 256,
+         {"lif1": (64, 64, 64), "layer1.0.lif1": (64, 64, 64), "layer2.3.lif2": (128, 32, 32)}),
+        (lambda: resnet17(layout=1), 17, [(64, 3), (128, 4)], 256,
          {"lif1": (64, 128, 128), "layer1.0.lif1": (64, 64, 64), "layer2.3.lif2": (128, 32, 32)}),
         (resnet19, 19, [(128, 3), (256, 3), (512, 2)], 256,
          {"lif1": (128, 48, 48), "layer2.0.lif1": (256, 24, 24), "layer3.1.lif2": (512, 12, 12)}),

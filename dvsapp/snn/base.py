@@ -153,6 +153,11 @@ class ModelConfig:
     #: "default" (the family's normalisation: tdBN or BNTT) or "none" (plain convolutions,
     #: tdBN ResNets only: the firing-rate-collapse demonstration).
     norm: str = "default"
+    #: The family's layout revision. tdBN ResNets: 1, the original layout (what a config
+    #: without this field means, e.g. every checkpoint written before it existed); 2, the tdBN
+    #: paper's (what the builders make now). See :mod:`dvsapp.snn.resnet`. Stored only when
+    #: it is not 1, so older configs and other families read and write as before.
+    layout: int = 1
     #: Graph models only (arch "graph"): the :class:`~dvsapp.snn.graph.spec.GraphSpec` as JSON.
     graph: dict[str, Any] | None = None
 
@@ -167,6 +172,8 @@ class ModelConfig:
             "neuron": dict(self.neuron),
             "norm": self.norm,
         }
+        if self.layout != 1:
+            out["layout"] = self.layout
         if self.graph is not None:
             out["graph"] = self.graph
         return out
@@ -182,6 +189,7 @@ class ModelConfig:
             time_steps=int(d["time_steps"]),
             neuron={str(k): float(v) for k, v in d.get("neuron", {}).items()},
             norm=str(d.get("norm", "default")),
+            layout=int(d.get("layout", 1)),
             graph=dict(d["graph"]) if d.get("graph") is not None else None,
         )
 

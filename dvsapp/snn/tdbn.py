@@ -151,15 +151,63 @@ class TdBatchNorm(nn.BatchNorm2d):
             False, 0.0, self.eps,
         )  # fmt: skip
 
+    def scale_shift(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The per-channel ``(scale, shift)`` of this BN in eval mode: ``y = scale * x + shift``."""
+        scale = self.weight * self.gain / torch.sqrt(self.running_var + self.eps)
+        return scale, self.bias - self.running_mean * scale
+
     def fold(
         self, weight: torch.Tensor, bias: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The (weight, bias) of a conv followed by this BN in eval mode, as one conv."""
-        scale = self.weight * self.gain / torch.sqrt(self.running_var + self.eps)
-        shift = self.bias - self.running_mean * scale
+        scale, shift = self.scale_shift()
         if bias is not None:
             shift = shift + bias * scale
         return weight * scale.reshape(-1, *([1] * (weight.dim() - 1))), shift
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, v_th={self.v_th}, alpha={self.alpha:.6g}"
+
+
+# -- SpikingJelly's tdBN ----------------------------------------------------------------------
+# SpikingJelly's ``layer.ThresholdDependentBatchNorm2d(alpha, v_th, C)`` is a plain BatchNorm
+# whose weight is *initialised* to ``alpha * v_th`` and then learned: its gamma already holds
+# the product. Ours keeps ``alpha * v_th`` as a fixed factor (``TdBatchNorm.gain``) on a
+# learnable weight initialised to 1. The same layer in both::
+#
+#     gamma_sj = weight_ours * alpha_ours * v_th_ours        (bias, running statistics equal)
+#
+# SpikingJelly's own ``alpha`` and ``v_th`` attributes only set that initial value; the
+# product is all that counts, so the rule holds whatever they were.
+
+
+def spikingjelly_gamma(bn: TdBatchNorm) -> torch.Tensor:
+    """Our tdBN's weight as SpikingJelly's tdBN stores it: ``weight * alpha * v_th``."""
+    return bn.weight * bn.gain
+
+
+@torch.no_grad()
+def load_spikingjelly_tdbn(
+    bn: TdBatchNorm, source: nn.modules.batchnorm._BatchNorm, conv_bias: torch.Tensor | None = None
+) -> None:
+    """Load a SpikingJelly tdBN (or any affine BatchNorm holding the product
+    ``gamma = weight * alpha * v_th``) into ``bn``: ``weight = gamma / (alpha * v_th)`` with
+    *our* alpha and v_th; bias, running statistics, batch count, eps and momentum copied.
+
+    ``conv_bias``: the bias of the convolution that feeds ``source``, if it had one. Our
+    convolutions have none; a BatchNorm removes a constant per-channel offset anyway, so it
+    goes into the running mean (``running_mean - conv_bias``), in training and in eval.
+    """
+    if not (source.affine and source.track_running_stats):
+        raise ValueError("a tdBN must be affine and track running statistics")
+    if source.num_features != bn.num_features:
+        raise ValueError(f"{source.num_features} channels in the source, {bn.num_features} in ours")
+    if bn.gain == 0:
+        raise ValueError("alpha * v_th is 0: gamma cannot be rescaled")
+    bn.weight.copy_(source.weight / bn.gain)
+    bn.bias.copy_(source.bias)
+    mean = source.running_mean if conv_bias is None else source.running_mean - conv_bias
+    bn.running_mean.copy_(mean)
+    bn.running_var.copy_(source.running_var)
+    bn.num_batches_tracked.copy_(source.num_batches_tracked)
+    bn.eps, bn.momentum = source.eps, source.momentum
