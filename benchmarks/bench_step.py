@@ -181,12 +181,11 @@ def bench_case(case: Case, device: torch.device, args: argparse.Namespace) -> li
 
 
 def bench_graph(case: Case, device: torch.device, args: argparse.Namespace) -> list[tuple]:
-    """A NIR graph: dvsapp's graph model against the peers that read the same file."""
+    """A NIR graph, or a network imported from its framework: dvsapp's graph model against
+    the peers that read the same file (the framework stepping its own module)."""
     try:
         with graph_models.temp_dir() as tmp:
-            path = graph_models.nir_file(case.arch, Path(tmp))
-            model = graph_models.dvsapp_model(path, device)
-            peers = graph_models.peers(path, device)
+            model, peers = graph_models.load(case.arch, Path(tmp), device)
     except Exception as exc:  # no nir package, no N-MNIST file: the other rows still run
         print(f"  {case.arch} left out: {type(exc).__name__}: {exc}")
         return []
@@ -289,16 +288,16 @@ def cpu_model() -> str:
 
 def print_table(title: str, rows: list[tuple]) -> None:
     print(f"\n{title}")
-    print(f"{'arch':<13} {'input':<32} {'implementation':<19} {'median':>8} {'p95':>8} "
+    print(f"{'arch':<16} {'input':<40} {'implementation':<19} {'median':>8} {'p95':>8} "
           f"{'speed-up':>9}")  # fmt: skip
     last = None
     for arch, size, name, med, p95, speed in rows:
         shown = (arch, size) if (arch, size) != last else ("", "")
         last = (arch, size)
         if med is None:  # a peer that cannot step this graph: the reason
-            print(f"{shown[0]:<13} {shown[1]:<32} {name:<19} {'n/a':>8} {'':>8}  {speed}")
+            print(f"{shown[0]:<16} {shown[1]:<40} {name:<19} {'n/a':>8} {'':>8}  {speed}")
             continue
-        print(f"{shown[0]:<13} {shown[1]:<32} {name:<19} {med:8.3f} {p95:8.3f} {speed:>9}")
+        print(f"{shown[0]:<16} {shown[1]:<40} {name:<19} {med:8.3f} {p95:8.3f} {speed:>9}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

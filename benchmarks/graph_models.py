@@ -26,8 +26,19 @@ import torch
 
 _SHARED_CNN = Path(__file__).resolve().parents[2] / "shared/models/nir/cnn_sinabs_nmnist.nir"
 NMNIST_NIR = Path(os.environ.get("DVSAPP_NMNIST_NIR", _SHARED_CNN))
-GRAPHS = ("nir_nmnist", "nir_128")
-LABELS = {"nir_nmnist": "N-MNIST sinabs", "nir_128": "built, nir"}
+_SHARED = Path(__file__).resolve().parents[2] / "shared/models"
+_EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+#: Networks imported from their framework (class + state_dict), stepped by dvsapp and by the
+#: framework itself: NeuroBench's snnTorch DVS Gesture net and the README's two examples.
+FRAMEWORK_NETS = ("snntorch_gesture", "sinabs_example", "sj_example")
+GRAPHS = ("nir_nmnist", "nir_128", *FRAMEWORK_NETS)
+LABELS = {
+    "nir_nmnist": "N-MNIST sinabs",
+    "nir_128": "built, nir",
+    "snntorch_gesture": "NeuroBench snnTorch",
+    "sinabs_example": "examples/ sinabs",
+    "sj_example": "examples/ SpikingJelly",
+}
 
 
 def graph_128(seed: int = 0) -> Any:
@@ -76,6 +87,66 @@ def graph_128(seed: int = 0) -> Any:
     }
     names = list(nodes)
     return nir.NIRGraph(nodes=nodes, edges=list(itertools.pairwise(names)))
+
+
+def load(name: str, tmp: Path, device: torch.device) -> tuple[Any, list[Peer]]:
+    """dvsapp's model of graph ``name`` and the peers that step the same network."""
+    if name in FRAMEWORK_NETS:
+        return framework_net(name, tmp, device)
+    path = nir_file(name, tmp)
+    return dvsapp_model(path, device), peers(path, device)
+
+
+def framework_net(name: str, tmp: Path, device: torch.device) -> tuple[Any, list[Peer]]:
+    """A network from its framework: dvsapp imports its class and weights; the framework
+    steps the very same module (state kept between calls)."""
+    import importlib.util
+
+    from dvsapp.snn.graph.importer import ImportOptions, import_framework
+
+    if name == "snntorch_gesture":
+        folder = _SHARED / "snntorch_dvs_gesture"
+        code, weights, fw, size = folder / "snn.py", folder / "dvs_gesture_snn", "snntorch", 32
+    else:
+        fw = "sinabs" if name == "sinabs_example" else "spikingjelly"
+        code = _EXAMPLES / ("sinabs_net.py" if fw == "sinabs" else "spikingjelly_net.py")
+        weights, size = tmp / f"{name}.pt", 64
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", code)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    net = module.Net()
+    if name == "snntorch_gesture":
+        net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    else:
+        torch.manual_seed(0)
+        with torch.no_grad():  # trained-looking weights, so that layers fire
+            for p in net.parameters():
+                p.abs_().mul_(3.0) if fw == "sinabs" else p.mul_(3.0)
+        torch.save(net.state_dict(), weights)
+    net = net.to(device).eval()
+    model = import_framework(
+        weights, fw, f"{code}:Net", ImportOptions(input_size=(size, size)), device
+    ).model
+    return model, [(fw, *_framework_step(fw, net), "")]
+
+
+def _framework_step(fw: str, net: Any) -> tuple[Callable[[torch.Tensor], Any], Callable[[], None]]:
+    if fw == "snntorch":
+        import snntorch
+
+        def reset() -> None:
+            for m in net.modules():
+                if isinstance(m, snntorch.SpikingNeuron):
+                    m.reset_mem()
+
+        return net, reset
+    if fw == "sinabs":
+        import sinabs
+
+        return net, lambda: sinabs.reset_states(net)
+    from spikingjelly.activation_based import functional
+
+    return (lambda x: net(x.unsqueeze(0))[0]), lambda: functional.reset_net(net)  # multi-step
 
 
 def nir_file(name: str, tmp: Path) -> Path:
