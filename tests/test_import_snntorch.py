@@ -81,6 +81,39 @@ class Explicit(nn.Module):
         return spk2, mem1, mem2
 
 
+class Recurrent(nn.Module):
+    # RLeaky layers: all-to-all linear, one-to-one V, and convolutional recurrence
+
+    def __init__(self, kind="linear"):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+        if kind == "conv":
+            self.rlif1 = snn.RLeaky(beta=0.8, threshold=0.7, conv2d_channels=4, kernel_size=3,
+                                    init_hidden=True)
+        else:
+            self.rlif1 = snn.Leaky(beta=0.8, threshold=0.7, init_hidden=True)
+        self.fc = nn.Linear(4 * 8 * 8, 12)
+        if kind == "one_to_one":
+            self.rlif2 = snn.RLeaky(beta=0.9, threshold=0.5, all_to_all=False, V=0.3,
+                                    learn_recurrent=True, init_hidden=True, output=True)
+        else:
+            self.rlif2 = snn.RLeaky(beta=0.9, threshold=0.5, linear_features=12,
+                                    init_hidden=True, output=True, reset_mechanism="zero")
+
+    def forward(self, x):
+        s = self.rlif1(self.conv(x))
+        spk, mem = self.rlif2(self.fc(s.flatten(1)))
+        return spk, mem
+
+
+def rleaky_one_to_one():
+    return Recurrent("one_to_one")
+
+
+def rleaky_conv():
+    return Recurrent("conv")
+
+
 class WithAlpha(nn.Module):
     def __init__(self):
         super().__init__()
@@ -178,6 +211,28 @@ def test_init_hidden_networks_equal_snntorch_per_step(code_file, tmp_path, name)
 
 def _membrane(layer) -> torch.Tensor:
     return layer.v[1] if layer.v.dim() and layer.syn_decay is not None else layer.v
+
+
+@pytest.mark.parametrize("name", ["Recurrent", "rleaky_one_to_one", "rleaky_conv"])
+def test_rleaky_recurrence_equals_snntorch_per_step(code_file, tmp_path, name):
+    """RLeaky: the layer's spikes return through its recurrent weights at the next step (a
+    cycle in the graph; the recurrent bias enters the first step, as snnTorch's does)."""
+    net, weights = _trained(code_file, name, tmp_path)
+    options = ImportOptions(input_size=(8, 8), classes="12")
+    ours = import_framework(weights, "snntorch", f"{code_file}:{name}", options).model
+    assert any(a.endswith(".recurrent") for a, _ in ours.spec.edges)
+    for m in net.modules():
+        if isinstance(m, snntorch.SpikingNeuron):
+            m.reset_mem()
+    ours.reset()
+    fired = 0
+    with torch.no_grad():
+        for x_t in _frames(80, (2, 8, 8), seed=3):
+            spk, mem = net(x_t)
+            torch.testing.assert_close(ours.step(x_t), spk, rtol=0, atol=0)
+            torch.testing.assert_close(ours.spiking_layers()["rlif2"].v, mem, rtol=0, atol=1e-5)
+            fired += int(spk.sum())
+    assert fired > 10
 
 
 def test_explicit_state_network_with_residual_equals_snntorch(code_file, tmp_path):

@@ -178,8 +178,9 @@ def _pair(value: Any) -> list[int]:
 
 
 #: A framework's neuron converter: (name, module) -> (params, tensor values) of a Discrete
-#: node; raises ConfigError for what cannot be honoured.
-NeuronConverter = Callable[[str, nn.Module], tuple[dict[str, Any], dict[str, Any]]]
+#: node, optionally followed by (node type, params, values) of its recurrent weights, which
+#: feed its spikes back at the next step; raises ConfigError for what cannot be honoured.
+NeuronConverter = Callable[[str, nn.Module], tuple[Any, ...]]
 #: A framework's converter of its own non-neuron modules: (out, name, module, sources, where)
 #: -> the graph node giving the module's value, or None to leave the module to the plain
 #: torch conversion here.
@@ -219,8 +220,11 @@ def convert(
             mod = modules[str(n.target)]
             name = str(n.target)
             if isinstance(mod, neuron_types):
-                params, values = to_discrete(name, mod)
+                params, values, *recurrent = to_discrete(name, mod)
                 alias[n.name] = out.add(name, "Discrete", srcs[:1], params, values)
+                for kind, rec_params, rec_values in recurrent:  # its own recurrent weights:
+                    rec = out.add(f"{name}.recurrent", kind, [name], rec_params, rec_values)
+                    out.edges.append((rec, name))  # a cycle, last step's spikes
             else:
                 made = special(out, name, mod, srcs[:1], where) if special else None
                 alias[n.name] = made or _torch_module(out, name, mod, srcs[:1], where)

@@ -1,14 +1,17 @@
-"""snnTorch 1.0 networks: ``Leaky`` and ``Synaptic`` neurons (``init_hidden`` or explicit
-state; ``reset_mechanism`` subtract / zero / none; ``reset_delay`` either way; learnable beta
-and threshold; ``output=True`` readouts) onto the graph's ``Discrete`` node.
+"""snnTorch 1.0 networks: ``Leaky``, ``Synaptic`` and ``RLeaky`` neurons (``init_hidden`` or
+explicit state; ``reset_mechanism`` subtract / zero / none; ``reset_delay`` either way;
+learnable beta and threshold; ``output=True`` readouts) onto the graph's ``Discrete`` node;
+RLeaky's recurrent weights (linear, convolutional or one-to-one ``V``) become a node that
+feeds the layer's spikes back at the next step, as snnTorch does.
 
 snnTorch's rule, step t (``mem`` from t-1, zero at the start):
 ``reset = H(mem - threshold)`` (the previous step's spike); Leaky ``mem = beta*mem + x``,
 Synaptic ``syn = alpha*syn + x; mem = beta*mem + syn`` (alpha and beta clamped to [0, 1]);
 subtract: ``mem -= reset * threshold``, zero: ``mem *= 1 - reset`` (syn kept); ``spk =
 H(mem - threshold) * graded_spikes_factor``; without ``reset_delay`` the step's own spike
-resets at once. ``Alpha``, ``RLeaky``, ``RSynaptic``, ``Lapicque``, inhibition, graded
-spikes and state quantisation are refused.
+resets at once. ``Alpha``, ``RSynaptic``, ``Lapicque``, inhibition, graded
+spikes and state quantisation are refused (``Alpha``'s two synaptic currents and
+``RSynaptic``, whose explicit-state reset updates a local copy, are not stepped).
 """
 
 from __future__ import annotations
@@ -47,10 +50,10 @@ def to_discrete(name: str, mod: nn.Module) -> tuple[dict[str, Any], dict[str, An
     import snntorch
 
     kind = type(mod).__name__
-    if type(mod) not in (snntorch.Leaky, snntorch.Synaptic):
+    if type(mod) not in (snntorch.Leaky, snntorch.Synaptic, snntorch.RLeaky):
         raise ConfigError(
             f"module {name!r} (snntorch.{kind}) cannot be converted: dvsapp imports snnTorch "
-            "Leaky and Synaptic neurons"
+            "Leaky, Synaptic and RLeaky neurons"
         )
     if getattr(mod, "inhibition", False) or getattr(mod, "state_quant", False):
         raise ConfigError(f"module {name!r} (snntorch.{kind}): inhibition and state_quant")
@@ -70,4 +73,21 @@ def to_discrete(name: str, mod: nn.Module) -> tuple[dict[str, Any], dict[str, An
     }
     if isinstance(mod, snntorch.Synaptic):
         values["syn_decay"] = mod.alpha.detach().clamp(0, 1)
+    if isinstance(mod, snntorch.RLeaky):
+        return params, values, _recurrent(name, mod.recurrent)
     return params, values
+
+
+def _recurrent(name: str, rec: nn.Module) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """RLeaky's recurrent weights (``mem += recurrent(spk_prev)``) as a graph node."""
+    if isinstance(rec, nn.Linear):
+        return "Affine", {}, {"weight": rec.weight.detach(), "bias": rec.bias}
+    if isinstance(rec, nn.Conv2d):
+        params = {
+            "stride": list(rec.stride), "padding": list(rec.padding),
+            "dilation": list(rec.dilation), "groups": rec.groups,
+        }  # fmt: skip
+        return "Conv2d", params, {"weight": rec.weight.detach(), "bias": rec.bias}
+    if hasattr(rec, "V"):  # RecurrentOneToOne: spk * V
+        return "Scale", {}, {"scale": torch.as_tensor(rec.V).detach()}
+    raise ConfigError(f"module {name!r}: its recurrent {type(rec).__name__} cannot be converted")
