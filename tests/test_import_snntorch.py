@@ -115,10 +115,29 @@ def rleaky_conv():
 
 
 class WithAlpha(nn.Module):
+    def __init__(self, reset="subtract"):
+        super().__init__()
+        self.fc = nn.Linear(2 * 8 * 8, 6)
+        self.lif = snn.Alpha(alpha=0.9, beta=0.8, threshold=0.3, init_hidden=True,
+                             reset_mechanism=reset)
+        self.fc2 = nn.Linear(6, 3)
+        self.out = snn.Alpha(alpha=0.85, beta=0.6, threshold=0.2, init_hidden=True, output=True,
+                             reset_mechanism=reset)
+
+    def forward(self, x):
+        spk, exc, inh, mem = self.out(self.fc2(self.lif(self.fc(x.flatten(1)))))
+        return spk, mem
+
+
+def alpha_zero():
+    return WithAlpha("zero")
+
+
+class WithLapicque(nn.Module):
     def __init__(self):
         super().__init__()
         self.fc = nn.Linear(2 * 8 * 8, 3)
-        self.lif = snn.Alpha(alpha=0.9, beta=0.8, init_hidden=True)
+        self.lif = snn.Lapicque(beta=0.9, init_hidden=True)
 
     def forward(self, x):
         return self.lif(self.fc(x.flatten(1)))
@@ -235,6 +254,31 @@ def test_rleaky_recurrence_equals_snntorch_per_step(code_file, tmp_path, name):
     assert fired > 10
 
 
+@pytest.mark.parametrize("name", ["WithAlpha", "alpha_zero"])
+def test_alpha_neurons_equal_snntorch_per_step(code_file, tmp_path, name):
+    net, weights = _trained(code_file, name, tmp_path)
+    options = ImportOptions(input_size=(8, 8), classes="3")
+    ours = import_framework(weights, "snntorch", f"{code_file}:{name}", options).model
+    ours.set_probes(ProbeSpec(spikes=True, vm=True))
+    for m in net.modules():
+        if isinstance(m, snntorch.SpikingNeuron):
+            m.reset_mem()
+    ours.reset()
+    fired = 0
+    with torch.no_grad():
+        for x_t in _frames(80, (2, 8, 8), seed=4):
+            spk, mem = net(x_t)
+            torch.testing.assert_close(ours.step(x_t), spk, rtol=0, atol=0)
+            hidden = ours.spiking_layers()["lif"]
+            torch.testing.assert_close(hidden.v[2], net.lif.mem, rtol=0, atol=1e-5)
+            torch.testing.assert_close(hidden.v[0], net.lif.syn_exc, rtol=0, atol=1e-5)
+            torch.testing.assert_close(
+                ours.spiking_layers()["out"].record.vm, mem, atol=1e-5, rtol=0
+            )
+            fired += int(hidden.o.sum())
+    assert fired > 20
+
+
 def test_explicit_state_network_with_residual_equals_snntorch(code_file, tmp_path):
     net, weights = _trained(code_file, "Explicit", tmp_path)
     ckpt = import_framework(
@@ -292,11 +336,11 @@ def test_shipped_style_cli_import_and_refusals(code_file, tmp_path, capsys):
     capsys.readouterr()
     pickled = tmp_path / "with_args.pt"  # a training script's habit: objects beside tensors
     torch.save({"state_dict": torch.load(weights), "args": argparse.Namespace(lr=0.1)}, pickled)
-    _, alpha_weights = _trained(code_file, "WithAlpha", tmp_path)
+    _, alpha_weights = _trained(code_file, "WithLapicque", tmp_path)
     cases = {
-        "alpha": (
-            ["import", str(alpha_weights), *base[2:], "--code", f"{code_file}:WithAlpha"],
-            "'lif' (snntorch.Alpha) cannot be converted",
+        "lapicque": (
+            ["import", str(alpha_weights), *base[2:], "--code", f"{code_file}:WithLapicque"],
+            "'lif' (snntorch.Lapicque) cannot be converted",
         ),
         "objects beside the tensors": (
             [*base[:1], str(pickled), *base[2:], "--code", f"{code_file}:Hidden"],

@@ -322,6 +322,10 @@ _CLASSES: dict[str, Any] = {
 
 def build_node(spec: NodeSpec, dt: float) -> GraphNode | GraphNeuron:
     """The module for one node spec."""
+    if spec.type == "SnnTorchAlpha":  # snnTorch's Alpha neuron (imports this module)
+        from dvsapp.snn.graph.alpha import SnnTorchAlpha
+
+        return SnnTorchAlpha(spec, dt)
     if spec.type == "StepAffine":  # BNTT's per-step tables (imports this module)
         from dvsapp.snn.graph.stepwise import StepAffine
 

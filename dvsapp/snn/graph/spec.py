@@ -34,11 +34,13 @@ NODE_TYPES: tuple[str, ...] = (
     "SumPool2d", "AvgPool2d", "Threshold", "I", "LI", "IF", "LIF", "CubaLI", "CubaLIF", "Delay",
     "Identity",  # a nested graph's Input and Output, once flattened; a residual add
     "Discrete", "MaxPool2d",  # networks imported from their framework (graph/discrete.py)
-    "GlobalAvgPool2d",
+    "GlobalAvgPool2d", "SnnTorchAlpha",
     "StepAffine",  # per-step tables (BNTT), graph/stepwise.py
 )  # fmt: skip
 #: Node types whose output is a spike train (their layers show in rasters and rates).
-SPIKING_TYPES: frozenset[str] = frozenset({"IF", "LIF", "CubaLIF", "Threshold", "Discrete"})
+SPIKING_TYPES: frozenset[str] = frozenset(
+    {"IF", "LIF", "CubaLIF", "Threshold", "Discrete", "SnnTorchAlpha"}
+)
 #: Node types without state (a recurrent edge from one of them carries its response to
 #: silence into the first step, e.g. a W_rec bias).
 STATELESS_TYPES: frozenset[str] = frozenset(

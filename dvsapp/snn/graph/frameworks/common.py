@@ -221,7 +221,8 @@ def convert(
             name = str(n.target)
             if isinstance(mod, neuron_types):
                 params, values, *recurrent = to_discrete(name, mod)
-                alias[n.name] = out.add(name, "Discrete", srcs[:1], params, values)
+                kind = params.pop("node", "Discrete")  # a framework's own neuron node
+                alias[n.name] = out.add(name, kind, srcs[:1], params, values)
                 for kind, rec_params, rec_values in recurrent:  # its own recurrent weights:
                     rec = out.add(f"{name}.recurrent", kind, [name], rec_params, rec_values)
                     out.edges.append((rec, name))  # a cycle, last step's spikes

@@ -1,6 +1,7 @@
-"""snnTorch 1.0 networks: ``Leaky``, ``Synaptic`` and ``RLeaky`` neurons (``init_hidden`` or
-explicit state; ``reset_mechanism`` subtract / zero / none; ``reset_delay`` either way;
-learnable beta and threshold; ``output=True`` readouts) onto the graph's ``Discrete`` node;
+"""snnTorch 1.0 networks: ``Leaky``, ``Synaptic``, ``RLeaky`` and ``Alpha`` neurons
+(``init_hidden`` or explicit state; ``reset_mechanism`` subtract / zero / none;
+``reset_delay`` either way; learnable beta and threshold; ``output=True`` readouts) onto the
+graph's ``Discrete`` node;
 RLeaky's recurrent weights (linear, convolutional or one-to-one ``V``) become a node that
 feeds the layer's spikes back at the next step, as snnTorch does.
 
@@ -9,9 +10,9 @@ snnTorch's rule, step t (``mem`` from t-1, zero at the start):
 Synaptic ``syn = alpha*syn + x; mem = beta*mem + syn`` (alpha and beta clamped to [0, 1]);
 subtract: ``mem -= reset * threshold``, zero: ``mem *= 1 - reset`` (syn kept); ``spk =
 H(mem - threshold) * graded_spikes_factor``; without ``reset_delay`` the step's own spike
-resets at once. ``Alpha``, ``RSynaptic``, ``Lapicque``, inhibition, graded
-spikes and state quantisation are refused (``Alpha``'s two synaptic currents and
-``RSynaptic``, whose explicit-state reset updates a local copy, are not stepped).
+resets at once. ``Alpha`` has a node of its own (:mod:`dvsapp.snn.graph.alpha`).
+``RSynaptic`` (its explicit-state reset updates a local copy), ``Lapicque``, inhibition,
+graded spikes and state quantisation are refused.
 """
 
 from __future__ import annotations
@@ -50,16 +51,21 @@ def to_discrete(name: str, mod: nn.Module) -> tuple[dict[str, Any], dict[str, An
     import snntorch
 
     kind = type(mod).__name__
-    if type(mod) not in (snntorch.Leaky, snntorch.Synaptic, snntorch.RLeaky):
+    if type(mod) not in (snntorch.Leaky, snntorch.Synaptic, snntorch.RLeaky, snntorch.Alpha):
         raise ConfigError(
             f"module {name!r} (snntorch.{kind}) cannot be converted: dvsapp imports snnTorch "
-            "Leaky, Synaptic and RLeaky neurons"
+            "Leaky, Synaptic, RLeaky and Alpha neurons"
         )
     if getattr(mod, "inhibition", False) or getattr(mod, "state_quant", False):
         raise ConfigError(f"module {name!r} (snntorch.{kind}): inhibition and state_quant")
     if _scalar(mod.graded_spikes_factor) != 1.0:
         raise ConfigError(f"module {name!r} (snntorch.{kind}): graded spikes are not supported")
     reset = _RESETS[int(_scalar(mod.reset_mechanism_val))]
+    if isinstance(mod, snntorch.Alpha):  # its own node (dvsapp.snn.graph.alpha)
+        values = {"alpha": mod.alpha, "beta": mod.beta, "v_threshold": mod.threshold}
+        return {"node": "SnnTorchAlpha", "reset": reset}, {
+            k: torch.as_tensor(v).detach() for k, v in values.items()
+        }
     params = {
         "fire": ">",
         "reset": reset,
