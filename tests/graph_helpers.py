@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,3 +25,22 @@ def step_all(model: GraphModel, x: torch.Tensor) -> torch.Tensor:
     model.reset()
     with torch.no_grad():
         return torch.stack([model.step(x_t) for x_t in x])
+
+
+def build_from_code(code_file: Path, name: str) -> torch.nn.Module:
+    """``name()`` from a model file, the way ``dvsapp import --code`` runs it (the module is
+    registered, so that torch.save can pickle what it defines)."""
+    spec = importlib.util.spec_from_file_location(f"{code_file.stem}_{name}", code_file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return getattr(module, name)()
+
+
+def spike_frames(
+    t: int, shape: tuple[int, ...], seed: int = 1, density: float = 0.2
+) -> torch.Tensor:
+    """``[t, 1, *shape]`` random spike frames of value 2 (two events per pixel)."""
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand((t, 1, *shape), generator=g) < density).float() * 2.0

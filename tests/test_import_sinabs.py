@@ -14,7 +14,6 @@ float32 rounding of the folded BatchNorm shows at 1e-5).
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 from dvsapp.cli import main
 from dvsapp.snn.base import ProbeSpec
 from dvsapp.snn.graph.importer import ImportOptions, import_framework
+from tests.graph_helpers import build_from_code, spike_frames
 
 sinabs = pytest.importorskip("sinabs")
 from sinabs.layers import StatefulLayer  # noqa: E402
@@ -143,16 +143,6 @@ def code_file(tmp_path_factory) -> Path:
     return path
 
 
-def _load(code_file: Path, name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"sinabs_nets_{name}", code_file)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return getattr(module, name)()
-
-
 def _trained(
     code_file: Path, name: str, tmp_path: Path, shape: tuple[int, ...] = (1, 2, 8, 8)
 ) -> tuple[torch.nn.Module, Path]:
@@ -160,7 +150,7 @@ def _trained(
     (so that its state buffers hold a run's state, as in a state_dict saved after training)
     and saved as a state_dict."""
     torch.manual_seed(0)
-    net = _load(code_file, name)
+    net = build_from_code(code_file, name)
     with torch.no_grad():
         for n, t in net.state_dict().items():
             if n.endswith(("running_mean", "bias")):
@@ -175,11 +165,6 @@ def _trained(
     torch.save(net.state_dict(), path)
     sinabs.reset_states(net)
     return net, path
-
-
-def _frames(t: int, shape: tuple[int, ...], seed: int = 1) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return (torch.rand((t, 1, *shape), generator=g) < 0.2).float() * 2.0
 
 
 def _v(layer) -> torch.Tensor:
@@ -215,7 +200,7 @@ def test_squeeze_networks_equal_sinabs_per_step(code_file, tmp_path, name):
     ckpt = import_framework(
         weights, "sinabs", f"{code_file}:{name}", ImportOptions(input_size=(8, 8), classes="5")
     )
-    fired = _run(net, ckpt.model, _frames(70, (2, 8, 8)))
+    fired = _run(net, ckpt.model, spike_frames(70, (2, 8, 8)))
     assert fired["sn1"] > 50 and fired["sn2"] > 5, fired
 
 
@@ -225,7 +210,7 @@ def test_plain_layers_between_flatten_and_unflatten_time_equal_sinabs(code_file,
     ckpt = import_framework(
         weights, "sinabs", f"{code_file}:plain", ImportOptions(input_size=(8, 8), classes="3")
     )
-    fired = _run(net, ckpt.model, _frames(70, (2, 8, 8), seed=2), lambda x: x.unsqueeze(1))
+    fired = _run(net, ckpt.model, spike_frames(70, (2, 8, 8), seed=2), lambda x: x.unsqueeze(1))
     assert min(fired.values()) > 5, fired
 
 

@@ -7,7 +7,6 @@ one-line refusals."""
 from __future__ import annotations
 
 import argparse
-import sys
 import textwrap
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import torch
 from dvsapp.cli import main
 from dvsapp.snn.base import ProbeSpec
 from dvsapp.snn.graph.importer import ImportOptions, import_framework
+from tests.graph_helpers import build_from_code, spike_frames
 
 snntorch = pytest.importorskip("snntorch")
 
@@ -155,21 +155,11 @@ def code_file(tmp_path_factory) -> Path:
     return path
 
 
-def _load(code_file: Path, name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"nets_{name}", code_file)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # so that torch.save can pickle a whole model
-    spec.loader.exec_module(module)
-    return getattr(module, name)()
-
-
 def _trained(code_file: Path, name: str, tmp_path: Path) -> tuple[torch.nn.Module, Path]:
     """The network with weights and BatchNorm statistics that are not the defaults (as after
     training), saved as a state_dict."""
     torch.manual_seed(0)
-    net = _load(code_file, name)
+    net = build_from_code(code_file, name)
     with torch.no_grad():
         for n, t in net.state_dict().items():
             if n.endswith(("running_mean", "bias")):
@@ -186,11 +176,6 @@ def _trained(code_file: Path, name: str, tmp_path: Path) -> tuple[torch.nn.Modul
     return net, path
 
 
-def _frames(t: int, shape: tuple[int, ...], seed: int = 1) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return (torch.rand((t, 1, *shape), generator=g) < 0.2).float() * 2.0
-
-
 @pytest.mark.parametrize(
     "name", ["Hidden", "zero_nodelay", "none_delay", "sub_nodelay", "synaptic"]
 )
@@ -201,7 +186,7 @@ def test_init_hidden_networks_equal_snntorch_per_step(code_file, tmp_path, name)
     )
     ours = ckpt.model
     ours.set_probes(ProbeSpec(spikes=True, vm=True))
-    x = _frames(80, (2, 8, 8))
+    x = spike_frames(80, (2, 8, 8))
     for m in net.modules():
         if isinstance(m, snntorch.SpikingNeuron):
             m.reset_mem()
@@ -246,7 +231,7 @@ def test_rleaky_recurrence_equals_snntorch_per_step(code_file, tmp_path, name):
     ours.reset()
     fired = 0
     with torch.no_grad():
-        for x_t in _frames(80, (2, 8, 8), seed=3):
+        for x_t in spike_frames(80, (2, 8, 8), seed=3):
             spk, mem = net(x_t)
             torch.testing.assert_close(ours.step(x_t), spk, rtol=0, atol=0)
             torch.testing.assert_close(ours.spiking_layers()["rlif2"].v, mem, rtol=0, atol=1e-5)
@@ -266,7 +251,7 @@ def test_alpha_neurons_equal_snntorch_per_step(code_file, tmp_path, name):
     ours.reset()
     fired = 0
     with torch.no_grad():
-        for x_t in _frames(80, (2, 8, 8), seed=4):
+        for x_t in spike_frames(80, (2, 8, 8), seed=4):
             spk, mem = net(x_t)
             torch.testing.assert_close(ours.step(x_t), spk, rtol=0, atol=0)
             hidden = ours.spiking_layers()["lif"]
@@ -284,7 +269,7 @@ def test_explicit_state_network_with_residual_equals_snntorch(code_file, tmp_pat
     ckpt = import_framework(
         weights, "snntorch", f"{code_file}:Explicit", ImportOptions(input_size=(8, 8))
     )
-    x = _frames(60, (2, 8, 8), seed=2)
+    x = spike_frames(60, (2, 8, 8), seed=2)
     mem1 = mem2 = None
     ckpt.model.reset()
     ckpt.model.set_probes(ProbeSpec(spikes=True, vm=True))

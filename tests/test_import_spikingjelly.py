@@ -15,7 +15,6 @@ before reset, checked against SpikingJelly's ``v`` where nothing fired.
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from pathlib import Path
 
@@ -25,9 +24,15 @@ import torch
 from dvsapp.cli import main
 from dvsapp.snn.base import ProbeSpec
 from dvsapp.snn.graph.importer import ImportOptions, import_framework, open_model, save_imported
+from tests.graph_helpers import build_from_code, spike_frames
 
 pytest.importorskip("spikingjelly.activation_based")
 from spikingjelly.activation_based import functional, neuron
+
+
+def _frames_sj(t: int, shape: tuple[int, ...], seed: int = 1) -> torch.Tensor:
+    return spike_frames(t, shape, seed, density=0.25)
+
 
 CODE = """
 import math
@@ -191,21 +196,11 @@ def code_file(tmp_path_factory) -> Path:
     return path
 
 
-def _load(code_file: Path, name: str):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(f"sj_nets_{name}", code_file)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return getattr(module, name)()
-
-
 def _trained(code_file: Path, name: str, tmp_path: Path) -> tuple[torch.nn.Module, Path]:
     """The network with weights, BatchNorm statistics and PLIF time constants that are not
     the defaults (as after training), saved as a state_dict."""
     torch.manual_seed(0)
-    net = _load(code_file, name)
+    net = build_from_code(code_file, name)
     with torch.no_grad():
         for n, t in net.state_dict().items():
             if n.endswith(("running_mean", "bias")):
@@ -222,11 +217,6 @@ def _trained(code_file: Path, name: str, tmp_path: Path) -> tuple[torch.nn.Modul
     path = tmp_path / f"{name}.pt"
     torch.save(net.state_dict(), path)
     return net, path
-
-
-def _frames(t: int, shape: tuple[int, ...], seed: int = 1) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return (torch.rand((t, 1, *shape), generator=g) < 0.25).float() * 2.0
 
 
 def _neurons(net: torch.nn.Module) -> dict[str, torch.nn.Module]:
@@ -266,7 +256,7 @@ def test_neurons_equal_spikingjelly_per_step(code_file, tmp_path, name):
     ours.reset()
     fired: dict[str, int] = {}
     with torch.no_grad():
-        for x_t in _frames(70, (2, 8, 8)):
+        for x_t in _frames_sj(70, (2, 8, 8)):
             theirs = net(x_t)
             torch.testing.assert_close(ours.step(x_t), theirs, rtol=0, atol=0)
             for n, layer in ours.spiking_layers().items():
@@ -284,7 +274,7 @@ def test_global_average_pooling_equals_spikingjelly(code_file, tmp_path):
     functional.reset_net(net)
     ours.reset()
     with torch.no_grad():
-        outs = [(ours.step(x_t), net(x_t)) for x_t in _frames(40, (2, 8, 8))]
+        outs = [(ours.step(x_t), net(x_t)) for x_t in _frames_sj(40, (2, 8, 8))]
     for a, b in outs:
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert sum(float(b.sum()) for _, b in outs) > 0
@@ -318,7 +308,7 @@ def test_tdbn_resnet_block_built_multistep_equals_spikingjelly(code_file, tmp_pa
     ours.reset()
     fired: dict[str, int] = {}
     with torch.no_grad():
-        for x_t in _frames(64, (2, 8, 8), seed=3):
+        for x_t in _frames_sj(64, (2, 8, 8), seed=3):
             theirs = net(x_t.unsqueeze(0))[0]
             torch.testing.assert_close(ours.step(x_t), theirs, rtol=0, atol=0)
             for n, layer in ours.spiking_layers().items():
@@ -326,7 +316,7 @@ def test_tdbn_resnet_block_built_multistep_equals_spikingjelly(code_file, tmp_pa
             _compare_neurons(net, ours, fired)
     assert min(fired.values()) > 5, fired
     # the whole sequence at once, in SpikingJelly's multi-step mode, gives the same
-    x = _frames(12, (2, 8, 8), seed=4)
+    x = _frames_sj(12, (2, 8, 8), seed=4)
     functional.reset_net(net)
     with torch.no_grad():
         torch.testing.assert_close(ours(x), net(x), rtol=0, atol=0)
@@ -348,7 +338,7 @@ def test_bntt_vgg_equals_spikingjelly_and_clamps_beyond_t(code_file, tmp_path):
     seen = _spike_hooks(net)
     bntts = [net.bntt1, net.bntt2, net.bntt3]
     fired: dict[str, int] = {}
-    frames = _frames(70, (2, 8, 8), seed=5)
+    frames = _frames_sj(70, (2, 8, 8), seed=5)
     with torch.no_grad():
         for t, x_t in enumerate(frames):
             if t in (0, 20, 40):
@@ -365,7 +355,7 @@ def test_bntt_vgg_equals_spikingjelly_and_clamps_beyond_t(code_file, tmp_path):
     assert min(fired.values()) > 5, fired
     # the checkpoint written and loaded again (tensors + JSON only) steps the same
     loaded = open_model(save_imported(ckpt, tmp_path / "bntt.safetensors")).model
-    x = _frames(25, (2, 8, 8), seed=6)
+    x = _frames_sj(25, (2, 8, 8), seed=6)
     torch.testing.assert_close(loaded(x), ours(x), rtol=0, atol=0)
 
 

@@ -38,10 +38,7 @@ class SnnTorchAlpha(GraphNeuron):
         self.register_buffer(
             "k_tau_alpha", torch.log(a) / (torch.log(b) - torch.log(a)) + 1, persistent=False
         )
-        thr = self.v_threshold
-        values = thr.unique() if thr.numel() else thr
-        self.threshold = float(values[0] if values.numel() == 1 else thr.float().mean())
-        self.threshold_varies = values.numel() > 1
+        self.summarise_threshold()
 
     def dynamics(
         self, x: torch.Tensor, v: torch.Tensor | None, o: torch.Tensor | None

@@ -73,10 +73,7 @@ class DiscreteNeuron(GraphNeuron):
             )
 
     def refresh(self) -> None:
-        thr = self.v_threshold
-        values = thr.unique() if thr.numel() else thr
-        self.threshold = float(values[0] if values.numel() == 1 else thr.float().mean())
-        self.threshold_varies = values.numel() > 1
+        self.summarise_threshold()
 
     def _fire(self, v: torch.Tensor, thr: torch.Tensor) -> torch.Tensor:
         if self.fire_rule == ">":

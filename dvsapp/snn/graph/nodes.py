@@ -198,9 +198,13 @@ class GraphNeuron(SpikingNeuron):
 
     def refresh(self) -> None:
         _derive(self, self.spec.type, self.dt)
+        self.summarise_threshold()
+
+    def summarise_threshold(self) -> None:
+        """``threshold`` (what the Vm panel draws): the threshold when it is one value, else
+        the mean; ``threshold_varies`` says which."""
         thr = self.v_threshold
         values = thr.unique() if thr.numel() else thr
-        #: What the Vm panel draws: the threshold when it is one value, else the mean.
         self.threshold = float(values[0] if values.numel() == 1 else thr.float().mean())
         self.threshold_varies = values.numel() > 1
 
