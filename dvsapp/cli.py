@@ -27,6 +27,9 @@ _REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RECORDING = _REPO / "recordings" / "synth_seed9000000.aedat"
 #: The model the app opens with when none is given (`--model demo`: the untrained demo).
 DEFAULT_MODEL = _REPO / "models" / "resnet_small_synth.safetensors"
+#: `dvsapp run`'s confidence exit, the app's default (PipelineSettings): on, P 0.9 for 3 steps.
+DEFAULT_EXIT_THRESHOLD = 0.9
+DEFAULT_EXIT_CONSECUTIVE = 3
 
 
 def _gui_model(arg: str | None) -> Path | None:
@@ -54,7 +57,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         return 0
     print(f"file        {s.path}")
     print(f"format      {s.format}")
-    print(f"sensor      {s.width} x {s.height}")
+    print(f"sensor      {s.sensor_text}")
     print(f"events      {s.events:,} ({s.on_events:,} ON, {s.events - s.on_events:,} OFF)")
     print(f"first t     {s.t_first_us} us")
     print(f"last t      {s.t_last_us} us")
@@ -233,13 +236,12 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    import torch
+
     from dvsapp.runner import run
     from dvsapp.snn.stepper import resolve_device
 
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads if args.threads is not None else default_threads())
     window = args.window
     if window is not None and window != "file":
         try:
@@ -255,7 +257,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         window=window,
         speed=args.speed,
         policy=args.policy,
-        exit_threshold=args.exit_threshold,
+        exit_threshold=None if args.no_exit else args.exit_threshold,
         exit_consecutive=args.exit_consecutive,
         exit_metric=args.exit_metric,
         temporal_exit=args.temporal_exit,
@@ -263,6 +265,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         rates=_health(args) if args.rates else None,
         fmt=args.format,
     )
+
+
+def default_threads() -> int:
+    """torch's CPU threads for `dvsapp run` without ``--threads``: one less than the cores,
+    at least 1, as the app takes. torch's intra-op pool spins at its barriers, so with a
+    thread per core and any other busy process a step slows many times (docs/BENCHMARKS.md:
+    Threads)."""
+    return max(1, (os.cpu_count() or 1) - 1)
 
 
 def _health(args: argparse.Namespace) -> FiringRateHealth:
@@ -462,8 +472,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--policy", choices=("reset", "free"), default="reset", help="reset the state per window"
     )
-    run.add_argument("--exit-threshold", type=float, default=None, help="confidence exit at P")
-    run.add_argument("--exit-consecutive", type=int, default=3, help="for K steps (default 3)")
+    run.add_argument(
+        "--exit-threshold",
+        type=float,
+        default=DEFAULT_EXIT_THRESHOLD,
+        metavar="P",
+        help=f"confidence exit at P (default {DEFAULT_EXIT_THRESHOLD}, as the app)",
+    )
+    run.add_argument(
+        "--exit-consecutive",
+        type=int,
+        default=DEFAULT_EXIT_CONSECUTIVE,
+        help=f"for K steps (default {DEFAULT_EXIT_CONSECUTIVE})",
+    )
+    run.add_argument(
+        "--no-exit", action="store_true", help="no confidence exit: every window runs all T steps"
+    )
     run.add_argument("--exit-metric", choices=("prob", "margin"), default="prob")
     run.add_argument(
         "--temporal-exit",
@@ -499,7 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=None,
         metavar="N",
-        help="CPU threads for torch (default: torch's, one per core)",
+        help="CPU threads for torch (default: one less than the cores, at least 1, as the app)",
     )
     _add_import_flags(run, "--model X.nir")
     run.set_defaults(func=_cmd_run)
@@ -513,6 +537,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_closed_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's flush at exit cannot fail again on the
+    closed pipe (Python's documented way: "Note on SIGPIPE")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is no real file (a test's capture): nothing to do
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for bad input, with one line on stderr)."""
     parser = build_parser()
@@ -520,7 +555,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:  # plain `dvsapp`: the app on the shipped demo recording
         args = parser.parse_args(["gui", *(argv or [])])
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # here, so a reader that closed early ends as below
+        return code
+    except BrokenPipeError:  # `dvsapp info FILE | head`: the reader has all it wants
+        _quiet_closed_stdout()
+        return 0
     except DvsappError as e:
         print(f"dvsapp: error: {e}", file=sys.stderr)
         return 2

@@ -248,6 +248,7 @@ def run(
     rates: FiringRateHealth | None = None,
     out: TextIO | None = None,
     fmt: str | None = None,
+    warn: TextIO | None = None,
 ) -> int:
     """Run ``model`` (a checkpoint path or one already open) over one recording, several, or
     every recording in a folder; one line per window, then a summary. Returns 0.
@@ -255,8 +256,10 @@ def run(
     Each recording starts from a fresh state. ``window``: steps per window (default the
     model's T), or ``"file"`` for one window per recording. With ``rates`` (a health
     monitor's thresholds), every window also reports each layer's mean firing rate and the
-    flagged layers, and the summary a per-layer rate table (:mod:`dvsapp.rate_report`). Bad
-    input raises a :class:`DvsappError` (the CLI prints it and exits 2).
+    flagged layers, and the summary a per-layer rate table (:mod:`dvsapp.rate_report`). Each
+    way a recording differs from the model's training data (:mod:`dvsapp.advisories`) is one
+    ``dvsapp: warning:`` line on ``warn`` (default stderr) before its windows. Bad input raises
+    a :class:`DvsappError` (the CLI prints it and exits 2).
     """
     out = sys.stdout if out is None else out
     dev = resolve_device(device)
@@ -283,6 +286,7 @@ def run(
         except ConfigError:
             source.stop()
             raise
+        _warn_mismatch(source, ckpt, path, sys.stderr if warn is None else warn)
         cuda = dev.type == "cuda"
         binner = StreamingBinner(config, "torch" if cuda else "numpy", dev if cuda else None)
         stepper.reset()
@@ -303,6 +307,14 @@ def run(
         if report is not None:
             print("\n".join(report.table()), file=out, flush=True)
     return 0
+
+
+def _warn_mismatch(source: ReplaySource, ckpt: Checkpoint, path: Path, warn: TextIO) -> None:
+    """One stderr line per way the recording differs from the model's training data."""
+    from dvsapp.advisories import checkpoint_facts, mismatch_warnings, recording_facts
+
+    for line in mismatch_warnings(recording_facts(source.reader), checkpoint_facts(ckpt)):
+        print(f"dvsapp: warning: {path}: {line}", file=warn, flush=True)
 
 
 def _run_one(

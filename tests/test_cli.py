@@ -241,3 +241,48 @@ def test_info_lists_dvs_gesture_label_segments(
     ]
     code, out, _ = run_cli(capsys, "info", str(path))
     assert "2 segments" in out and "left_hand_wave" in out
+
+
+def test_info_marks_a_guessed_sensor_size(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A structured .npy names no sensor: its size is the largest coordinate + 1, a guess that
+    `info` says in text and JSON; a .npz stores its size and is not marked."""
+    from dvsapp.events.types import make_events
+    from dvsapp.events.writers import write_npz
+
+    events = make_events(np.array([3, 40]), np.array([5, 20]), np.array([0, 10]), [True, False])
+    guessed = tmp_path / "cols.npy"
+    np.save(guessed, events)
+    code, out, _ = run_cli(capsys, "info", str(guessed))
+    assert code == 0
+    (line,) = [ln for ln in out.splitlines() if ln.startswith("sensor")]
+    assert "41 x 21" in line and "guess" in line, line
+    code, out, _ = run_cli(capsys, "info", "--json", str(guessed))
+    d = json.loads(out)
+    assert d["sensor_size_guessed"] is True and d["sensor_size_guess"]
+    stored = tmp_path / "stored.npz"
+    write_npz(stored, [events], (64, 32, 2))
+    code, out, _ = run_cli(capsys, "info", str(stored))
+    assert "sensor      64 x 32\n" in out
+    code, out, _ = run_cli(capsys, "info", "--json", str(stored))
+    assert json.loads(out)["sensor_size_guessed"] is False
+
+
+def test_info_into_a_pipe_closed_early_is_a_normal_end(tmp_path: Path) -> None:
+    """`dvsapp info FILE | head`: the reader closes before dvsapp writes; no error, exit 0."""
+    from dvsapp.events.types import make_events
+    from dvsapp.events.writers import write_npz
+
+    path = tmp_path / "r.npz"
+    n = 100
+    write_npz(path, [make_events(np.arange(n) % 8, np.arange(n) % 8, np.arange(n), [True] * n)],
+              (8, 8, 2))  # fmt: skip
+    proc = subprocess.Popen(
+        [*_dvsapp(), "info", str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # as `head` does once it has its lines
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert err == "", err

@@ -172,12 +172,83 @@ def test_run_without_labels(
 ) -> None:
     rec = tmp_path / "nolabels.npz"
     write_npz(rec, [_events()], (16, 16, 2))
-    code, out, err = _run(capsys, str(rec), "--model", str(checkpoint), "--json")
+    code, out, err = _run(capsys, str(rec), "--model", str(checkpoint), "--json", "--no-exit")
     assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     assert all(w["true"] is None for w in lines[:-1])
     assert lines[-1]["summary"]["accuracy"] is None
-    assert lines[-1]["summary"]["mean_exit_step"] == T  # no exit asked: whole windows
+    assert lines[-1]["summary"]["mean_exit_step"] == T  # --no-exit: whole windows
+
+
+def test_run_confidence_exit_defaults_to_the_apps(
+    capsys: pytest.CaptureFixture[str], recording: Path, checkpoint: Path
+) -> None:
+    """One default for both: the app's PipelineSettings (on, 0.9 for 3 steps) is `run`'s."""
+    from dvsapp.cli import build_parser
+    from dvsapp.pipeline.records import PipelineSettings
+
+    args = build_parser().parse_args(["run", "x", "--model", "m"])
+    app = PipelineSettings()
+    assert (args.exit_threshold, args.exit_consecutive) == (0.9, 3)
+    assert (args.exit_threshold, args.exit_consecutive) == (
+        app.exit_threshold,
+        app.exit_consecutive,
+    )
+    assert not args.no_exit
+    summaries = {}
+    for flags in ((), ("--no-exit",), ("--exit-threshold", "0.9", "--exit-consecutive", "3")):
+        code, out, err = _run(capsys, str(recording), "--model", str(checkpoint), "--json", *flags)
+        assert code == 0, err
+        summaries[flags] = json.loads(out.splitlines()[-1])["summary"]
+    default, off, explicit = summaries.values()
+    assert off["exits_fired"] == 0 and off["mean_exit_step"] == T
+    assert default["exits_fired"] > 0 and default["mean_exit_step"] < T
+    assert default["mean_exit_step"] == explicit["mean_exit_step"]
+
+
+def test_run_threads_default_leaves_a_core(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    recording: Path,
+    checkpoint: Path,
+) -> None:
+    """Without --threads, torch gets cores - 1 threads (at least 1), as the app."""
+    import os
+
+    calls: list[int] = []
+    real = torch.set_num_threads
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (calls.append(n), real(1)))
+    for cores, want in ((8, 7), (2, 1), (1, 1), (None, 1)):
+        monkeypatch.setattr(os, "cpu_count", lambda c=cores: c)
+        calls.clear()
+        code, _, err = _run(capsys, str(recording), "--model", str(checkpoint), "--json")
+        assert code == 0, err
+        assert calls[:1] == [want], (cores, calls)
+    calls.clear()
+    assert _run(capsys, str(recording), "--model", str(checkpoint), "--threads", "3")[0] == 0
+    assert calls[:1] == [3]
+
+
+def test_run_warns_when_the_recording_differs_from_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], checkpoint: Path
+) -> None:
+    """Each mismatch is one stderr line naming both sensor sizes; stdout stays clean JSON."""
+    wide = tmp_path / "wide.npz"
+    write_npz(wide, [_events()], (32, 16, 2))
+    code, out, err = _run(capsys, str(wide), "--model", str(checkpoint), "--json")
+    assert code == 0, err
+    warnings = [ln for ln in err.splitlines() if ln.startswith("dvsapp: warning: ")]
+    assert any("32x16" in ln and "8x8" in ln and "aspect ratio" in ln for ln in warnings), err
+    assert all(str(wide) in ln for ln in warnings)
+    json.loads(out.splitlines()[-1])
+    same = tmp_path / "same.npz"
+    events = _events()
+    events["x"] %= 8
+    events["y"] %= 8
+    write_npz(same, [events], (8, 8, 2))
+    code, out, err = _run(capsys, str(same), "--model", str(checkpoint), "--json")
+    assert code == 0, err
+    assert "sensor" not in err and "aspect" not in err, err
 
 
 def _bad_checkpoints(tmp_path: Path, good: Path) -> dict[str, tuple[Path, str]]:

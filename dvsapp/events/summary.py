@@ -25,6 +25,14 @@ class RecordingSummary:
     t_last_us: int
     labels: list[LabelSegment] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Why the sensor size is a guess ("" when the file says it): dvsapp.advisories.
+    sensor_guess: str = ""
+
+    @property
+    def sensor_text(self) -> str:
+        """``W x H``, marked when it is a guess (as `dvsapp info` prints it)."""
+        size = f"{self.width} x {self.height}"
+        return f"{size} (a guess: {self.sensor_guess})" if self.sensor_guess else size
 
     @property
     def duration_s(self) -> float:
@@ -42,6 +50,8 @@ class RecordingSummary:
             "format": self.format,
             "width": self.width,
             "height": self.height,
+            "sensor_size_guessed": bool(self.sensor_guess),
+            "sensor_size_guess": self.sensor_guess or None,
             "events": self.events,
             "on_events": self.on_events,
             "t_first_us": self.t_first_us,
@@ -62,6 +72,8 @@ def summarize(
 ) -> RecordingSummary:
     """Scan a recording once (streaming) and summarise it; zero events is an error. ``fmt``
     forces the input format (see :func:`dvsapp.events.detect.format_names`)."""
+    from dvsapp.advisories import sensor_size_guess
+
     with open_reader(path, stream=stream, fmt=fmt) as reader:
         n = n_on = 0
         t_first: int | None = None
@@ -86,4 +98,5 @@ def summarize(
             t_last_us=t_last,
             labels=list(reader.labels),
             metadata=dict(reader.metadata),
+            sensor_guess=sensor_size_guess(reader.metadata),
         )
