@@ -70,6 +70,28 @@ def test_usb_camera_says_when_the_package_is_missing(monkeypatch: pytest.MonkeyP
     assert any("not installed" in n for n in notes)
 
 
+@pytest.mark.parametrize("usb_dir", [True, False])
+def test_devices_explains_neuromorphic_drivers_other_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, usb_dir: bool
+) -> None:
+    """libusb's bare "Other error" becomes what it means: no USB access here."""
+    import types
+
+    import dvsapp.events.sources.cameras as cameras
+
+    def fail() -> list:
+        raise RuntimeError("Other error")
+
+    monkeypatch.setattr(cameras, "_import_nd", lambda: types.SimpleNamespace(list_devices=fail))
+    monkeypatch.setattr(cameras, "USB_DEVICES_DIR", str(tmp_path if usb_dir else tmp_path / "no"))
+    notes: list[str] = []
+    list_devices(notes)
+    (note,) = [n for n in notes if n.startswith("neuromorphic-drivers")]
+    assert "(Other error)" not in note and "\n" not in note
+    assert ("access to" if usb_dir else "no USB access here") in note, note
+    assert str(cameras.USB_DEVICES_DIR) in note
+
+
 @needs_no_camera
 def test_any_camera_names_both_back_ends() -> None:
     cam = AnyCamera()
@@ -135,6 +157,9 @@ def test_reader_thread_queue_drops_oldest_and_counts() -> None:
     st = cam.status()
     assert len(events) == 100 and st.events_dropped == 400
     assert np.all(np.diff(events["t"]) > 0)
+    # the newest 10 packets were kept (each packet k of 50 starts at t = 100 * (950 + k))
+    first_kept = 100 * (1000 - 9)
+    assert events["t"].tolist() == [first_kept + 100 * (i // 10) + i % 10 for i in range(100)]
     assert st.state is SourceState.DISCONNECTED and st.message == "fake: unplugged"
     assert cam.closed
     cam.stop()

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import os
 import threading
 import time
 from collections import deque
@@ -76,6 +77,22 @@ class DeviceInfo:
 def _one_line(error: BaseException) -> str:
     lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
     return lines[0] if lines else type(error).__name__
+
+
+#: Where Linux exposes USB devices to libusb; a container or VM without it cannot enumerate.
+USB_DEVICES_DIR = "/dev/bus/usb"
+
+
+def _usb_listing_error(error: BaseException) -> str:
+    """neuromorphic-drivers' ``list_devices()`` failure in words: its "Other error" is
+    libusb's LIBUSB_ERROR_OTHER, which it raises when it cannot enumerate USB at all (no
+    /dev/bus/usb, as in most containers and VMs), not a fault of a camera."""
+    text = _one_line(error)
+    if text.lower() != "other error":
+        return text
+    if not os.path.isdir(USB_DEVICES_DIR):
+        return f"no USB access here; {USB_DEVICES_DIR} does not exist, as in a container or VM"
+    return f"libusb could not enumerate USB ('Other error'): check access to {USB_DEVICES_DIR}"
 
 
 class _ThreadedCamera(EventSource):
@@ -324,7 +341,7 @@ class UsbCamera(_ThreadedCamera):
             listed = list(nd.list_devices())
             why = "saw none"
         except Exception as e:  # RuntimeError("Other error") when USB cannot be enumerated
-            listed, why = [], f"failed: {_one_line(e)}"
+            listed, why = [], f"failed: {_usb_listing_error(e)}"
         if not listed:
             raise CameraUnavailable(
                 SourceState.DISCONNECTED,
@@ -447,7 +464,7 @@ def list_devices(notes: list[str] | None = None) -> list[DeviceInfo]:
             listed = list(nd.list_devices())
         except Exception as e:
             listed = []
-            notes.append(f"neuromorphic-drivers: cannot list USB devices ({_one_line(e)})")
+            notes.append(f"neuromorphic-drivers: cannot list USB devices ({_usb_listing_error(e)})")
         for d in listed:
             name = getattr(d.name, "value", str(d.name))
             found.append(
