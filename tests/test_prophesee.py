@@ -320,3 +320,24 @@ def test_random_corruption_never_hangs_or_escapes(samples_dir: Path, tmp_path: P
         path.write_bytes(bytes(mutated))
         err = finishes(lambda p=path: Evt3Reader(p).read_all())
         assert err is None or isinstance(err, EventFileError), err
+
+
+def test_corrupt_file_gives_only_our_one_line_on_stderr(tmp_path: Path) -> None:
+    """expelliarmus' C decoder prints "ERROR: event type not recognised" on fd 2 before it
+    fails; `dvsapp info` must show only its own one-line error (a fresh process: fd level)."""
+    import subprocess
+    import sys
+
+    header = b"% evt 2.0\n% geometry 640x480\n"
+    data = bytearray(encode_evt2(random_events(5000, seed=5), header=header))
+    at = len(header) + 4 * 3001
+    data[at + 3] = (data[at + 3] & 0x0F) | 0x90  # type nibble 0x9: not an EVT2 word
+    path = tmp_path / "bad.raw"
+    path.write_bytes(bytes(data))
+    r = subprocess.run(
+        [sys.executable, "-m", "dvsapp", "info", str(path)], capture_output=True, text=True
+    )
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [r.stderr.strip()], r.stderr
+    assert r.stderr.startswith("dvsapp: error: ") and "word type 0x9" in r.stderr
+    assert "not recognised" not in r.stderr

@@ -33,16 +33,22 @@ Errors
     An unknown word type (the decoder's only own check), an event outside the sensor, a
     polarity other than 0/1, a body that is not a whole number of words (RAW) or events (DAT),
     all raise EventFileError with a byte offset: exact for DAT, the start of the decoded block
-    for RAW (whose words have no fixed size per event). The decoder prints its own warnings on
-    stderr. A truncation on a word boundary cannot be told from a shorter recording.
+    for RAW (whose words have no fixed size per event). The decoder prints its own "ERROR: ..."
+    line on stderr (file descriptor 2) before it fails; that is caught around each call and
+    dropped, so the user sees only our one line (anything else it prints is passed on). A
+    truncation on a word boundary cannot be told from a shorter recording.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import os
 import re
+import sys
+import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
@@ -262,7 +268,9 @@ class _PropheseeReader(EventReader):
             offset = cargo.events_info.start_byte
             cargo.events_info.dim = dim
             raw = np.empty(dim + extra, dtype=clib.event_t)
-            status = clib.c_read_fns[self.encoding](fpath, raw, ctypes.byref(cargo), buff)
+            with _c_stderr_captured() as said:
+                status = clib.c_read_fns[self.encoding](fpath, raw, ctypes.byref(cargo), buff)
+            _pass_on(said, failed=status != 0)
             if status != 0:
                 raise self._decoder_error(offset)
             n = cargo.events_info.dim
@@ -324,6 +332,48 @@ class _PropheseeReader(EventReader):
                 f"truncated: {self._tail_bytes} trailing bytes do not make a whole {unit}",
                 end,
             )
+
+
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _c_stderr_captured() -> Iterator[list[bytes]]:
+    """Catch what C code writes to file descriptor 2 while the block runs (expelliarmus'
+    decoder prints "ERROR: event type not recognised" itself before failing, where our
+    EventFileError already says it in one line). Yields a list that holds the bytes after
+    the block. fd 2 is restored however the block ends; one capture at a time."""
+    said: list[bytes] = []
+    with _STDERR_LOCK, tempfile.TemporaryFile() as sink:
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no fd 2 at all: nothing to hide
+            yield said
+            return
+        try:
+            os.dup2(sink.fileno(), 2)
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            said.append(sink.read())
+
+
+def _pass_on(said: list[bytes], failed: bool) -> None:
+    """Write back what the decoder printed, less its own error lines when it failed (the
+    EventFileError raised next says it)."""
+    text = b"".join(said)
+    if not text:
+        return
+    lines = text.splitlines(keepends=True)
+    if failed:
+        lines = [ln for ln in lines if not ln.lstrip().startswith(b"ERROR:")]
+    if lines:
+        with contextlib.suppress(OSError):
+            os.write(2, b"".join(lines))
 
 
 class _Unwrapper:
