@@ -35,8 +35,11 @@ SCRIPT = textwrap.dedent(
     ds.SynthGestures.__getitem__ = spy
     r = train(cfg, generator=tt.fake_gesture)
     rank = os.environ["RANK"]
-    print(f"rank {{rank}} of {{os.environ['WORLD_SIZE']}} done: history={{len(r.history)}} "
-          f"out={{r.out}} items={{len(seen)}}", flush=True)
+    line = (f"rank {{rank}} of {{os.environ['WORLD_SIZE']}} done: history={{len(r.history)}} "
+            f"out={{r.out}} items={{len(seen)}}\\n")
+    # one write(2) per line: print() under PYTHONUNBUFFERED writes the text and its newline
+    # separately, and the other rank's line could land between the two
+    os.write(1, line.encode())
     """
 )
 
@@ -58,6 +61,7 @@ def test_ddp_two_cpu_processes(tmp_path):
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-3000:]
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("rank ")]
+    assert all(ln.count(" done: ") == 1 for ln in lines), proc.stdout
     assert len(lines) == 2, log[-3000:]
     by_rank = {ln.split()[1]: ln for ln in lines}
     # rank 0 validated, logged and saved; rank 1 only trained its half of the data

@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import torch
 import torch.nn.functional as F
@@ -415,16 +415,24 @@ def run_stage(
                 },
             )
             if cfg.progress:
-                print(
+                say(
                     f"{desc}: loss {row['train_loss']:.4f}  train acc {row['train_accuracy']:.3f}"
                     f"  val acc {row['val_accuracy']:.3f}  exit step {row['mean_exit_step']:.2f}"
-                    f"  ({row['epoch_s']:.1f} s)",
-                    flush=True,
+                    f"  ({row['epoch_s']:.1f} s)"
                 )
         barrier(info)
         if cfg.stop_after_epochs and epoch + 1 - stage.start_epoch >= cfg.stop_after_epochs:
             break
     return stage
+
+
+def say(line: str, file: TextIO | None = None) -> None:
+    """Write ``line`` and its newline in one write and flush: under torchrun several ranks
+    share the terminal, and ``print`` on an unbuffered stream (PYTHONUNBUFFERED) writes the
+    text and the newline apart, so another rank's line can land between them."""
+    out = sys.stdout if file is None else file
+    out.write(line + "\n")
+    out.flush()
 
 
 # -- entry points ---------------------------------------------------------------------------
