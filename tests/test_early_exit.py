@@ -110,3 +110,23 @@ def test_temporal_exit_from_bntt_gammas() -> None:
     assert TemporalExit.from_model(model, threshold=0.5).exit_step == 3
     assert TemporalExit.from_model(model.state_dict(), threshold=0.9).exit_step == 2
     assert TemporalExit.from_model(model, threshold=0.1).exit_step == 4  # never below: T
+
+
+@pytest.mark.parametrize(
+    ("threshold", "metric", "probs"),
+    [
+        (1.0, "prob", [1.0, 0.0, 0.0]),  # a threshold of 1.0 is reachable: p == 1 fires
+        (0.5, "prob", [0.5, 0.25, 0.25]),
+        (0.5, "margin", [0.75, 0.25, 0.0]),  # top1 - top2 == 0.5 exactly
+    ],
+)
+def test_a_metric_exactly_at_the_threshold_counts(
+    threshold: float, metric: str, probs: list[float]
+) -> None:
+    """``>= threshold`` (the class docstring), not ``>``: equality counts."""
+    p = np.array(probs, dtype=np.float64)
+    policy = ConfidenceExit(threshold, consecutive=2, metric=metric)  # type: ignore[arg-type]
+    assert policy.update(1, p) is False  # one step of two
+    assert policy.update(2, p) is True
+    below = ConfidenceExit(threshold, consecutive=1, metric=metric)  # type: ignore[arg-type]
+    assert below.update(1, np.array([0.4, 0.35, 0.25])) is False

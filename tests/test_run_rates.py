@@ -64,6 +64,7 @@ def test_window_rates_equal_the_sequence_forward(
     model = load_checkpoint(ckpt_path).model.eval()
     assert len(frames) == 30 and [w["steps"] for w in windows] == [T] * 7 + [2]
     counts = np.zeros(len(model.spiking_layers()))
+    weighted = np.zeros(len(model.spiking_layers()))  # sum over windows of rate * steps
     for w in windows:  # the last, cut short by the end, over its 2 steps
         start = w["window"] * T
         x = frames[start : start + w["steps"]].unsqueeze(1)  # [steps, 1, C, H, W]
@@ -73,12 +74,18 @@ def test_window_rates_equal_the_sequence_forward(
         assert list(w["rates"]) == list(ref)
         np.testing.assert_allclose(list(w["rates"].values()), list(ref.values()), atol=1e-6)
         counts += np.array(list(ref.values()))
+        weighted += np.array(list(ref.values())) * w["steps"]
         assert set(w["flagged"]) == {"silent", "saturated"}
     layers = summary["firing_rates"]["layers"]
     assert set(layers) == set(model.spiking_layers())
     for i, d in enumerate(layers.values()):
         assert d["window_min"] <= d["mean"] <= d["window_max"]
         assert d["window_min"] <= counts[i] / 8 <= d["window_max"]
+    # the run's mean is over its 30 steps, not the mean of the 8 window means (the last
+    # window has 2 steps, the others 4): the two differ here, and only the first is right
+    run_mean = weighted / len(frames)
+    np.testing.assert_allclose([d["mean"] for d in layers.values()], run_mean, atol=2e-6)
+    assert np.abs(run_mean - counts / len(windows)).max() > 1e-4
 
 
 def _shipped_verdict(capsys: pytest.CaptureFixture[str], name: str) -> dict:

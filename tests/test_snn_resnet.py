@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import dvsapp.snn.tdbn as tdbn_module
 from dvsapp.snn.base import ModelConfig, ProbeSpec
 from dvsapp.snn.resnet import (
     RESNET_ARCHS,
@@ -150,6 +151,31 @@ def test_surrogate_gradient_is_the_rectangle() -> None:
     x = torch.tensor(u_np, dtype=torch.float32).reshape(1, -1).requires_grad_()
     lif(x).sum().backward()
     np.testing.assert_allclose(x.grad.numpy().ravel(), expected, rtol=1e-6)
+
+
+def test_gradient_flows_through_the_reset_factor() -> None:
+    """Beyond the first step: d o_1 / d x_0 goes through the reset factor (1 - o_0) as well as
+    through u_0 (module docstring). With tau 0.5, Vth 1, a 0.5: x_0 = 1.2 fires (o_0 = 1, in
+    the rectangle), x_1 = 0.9 gives u_1 = 0.9 (in the rectangle), so
+    d o_1/d x_0 = s'(u_1) * tau * ((1 - o_0) - u_0 * s'(u_0)) = 1 * 0.5 * (0 - 1.2) = -0.6;
+    a detached reset factor gives 0."""
+    lif = TdLIF(tau_decay=0.5, threshold=1.0, surrogate_width=0.5)
+    x = torch.tensor([1.2, 0.9], dtype=torch.float64).reshape(2, 1, 1).requires_grad_()
+    out = lif(x)
+    assert out.flatten().tolist() == [1.0, 0.0]
+    out[1].sum().backward()
+    assert x.grad is not None
+    assert x.grad.flatten().tolist() == pytest.approx([-0.6, 1.0])
+
+
+def test_neuron_defaults_are_the_documented_values() -> None:
+    """tau 0.25, Vth 0.2, half-width 0.5 (module docstring: thiswinex/STBP-simple), written
+    out here rather than read back from TDBN_NEURON_DEFAULTS."""
+    assert TDBN_NEURON_DEFAULTS == {"tau_decay": 0.25, "threshold": 0.2, "surrogate_width": 0.5}
+    lif = TdLIF()
+    assert (lif.tau_decay, lif.threshold, lif.surrogate_width) == (0.25, 0.2, 0.5)
+    doc = tdbn_module.__doc__ or ""
+    assert "tau 0.25" in doc and "Vth 0.2" in doc and "half-width 0.5" in doc
 
 
 # --- tdBN ----------------------------------------------------------------------------------

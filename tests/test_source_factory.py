@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dvsapp.errors import ConfigError
+from dvsapp.errors import ConfigError, EventFileError
 from dvsapp.events.sources import (
     AnyCamera,
     ReplaySource,
@@ -121,6 +121,6 @@ def test_replay_options_and_missing_file(tmp_path: Path) -> None:
     assert isinstance(src, ReplaySource) and src.loop and src.speed == float("inf")
     with pytest.raises(ConfigError, match="does_not_take"):
         open_source(str(path), does_not_take=1)
-    with pytest.raises(Exception) as info:  # EventFileError from the reader, one line
+    with pytest.raises(EventFileError) as info:  # from the reader, one line
         open_source(str(tmp_path / "nope.aedat4"))
     assert "\n" not in str(info.value)

@@ -6,7 +6,6 @@ right-to-left) and tiny models (width 4, 16x16 input, T=4), so it never needs dv
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 from pathlib import Path
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from dvsapp.errors import ConfigError, DvsappError
+from dvsapp.errors import ConfigError
 from dvsapp.events.types import EVENT_DTYPE
 
 CLASSES = ["left_to_right", "right_to_left"]
@@ -377,19 +376,10 @@ def test_bad_data_specs_are_one_line_errors(tmp_path, spec, match):
 
 def test_cli_train_and_evaluate(tmp_path, monkeypatch, capsys):
     import dvsapp.train.datasets as ds
-    from dvsapp.train.cli import add_parsers
+    from dvsapp.cli import build_parser, main  # the real entry point: one line, status 2
 
     monkeypatch.setattr(ds, "_default_generator", lambda: fake_gesture)
-    parser = argparse.ArgumentParser(prog="dvsapp")
-    add_parsers(parser.add_subparsers(dest="command"))
-
-    def main(argv):  # as dvsapp.cli.main does: one line and status 2 for bad input
-        args = parser.parse_args(argv)
-        try:
-            return args.func(args)
-        except DvsappError as e:
-            print(f"dvsapp: error: {e}")
-            return 2
+    parser = build_parser()
 
     ckpt = tmp_path / "c.safetensors"
     common = ["--cache-dir", str(tmp_path / "cache"), "--device", "cpu", "--workers", "0"]
@@ -420,8 +410,10 @@ def test_cli_train_and_evaluate(tmp_path, monkeypatch, capsys):
     nope = tmp_path / "nope"
     assert main(["train", "--arch", "bogus", "--logdir", str(nope), *common]) == 2
     assert not nope.exists()  # a bad arch fails before the run folder is made
-    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("dvsapp:")]
-    assert len(lines) == 5, lines
+    out, err = capsys.readouterr()
+    lines = [ln for ln in err.splitlines() if ln.startswith("dvsapp: error: ")]
+    assert len(lines) == 5, err
+    assert "dvsapp:" not in out and "Traceback" not in err
 
 
 def test_tonic_samples_become_our_events_and_windows():
