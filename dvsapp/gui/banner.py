@@ -38,6 +38,12 @@ class ErrorBanner(QWidget):
     def text(self) -> str:
         return self.label.text()
 
+    def clear(self) -> None:
+        """Hide: what went wrong has been put right (a later open or load worked)."""
+        self.label.setText("")
+        self._dismissed = ""
+        self.setVisible(False)
+
     @Slot()
     def dismiss_banner(self) -> None:
         note_slot("ErrorBanner.dismiss_banner")
@@ -83,6 +89,7 @@ class NoticeBanner(QWidget):
         self.label.setToolTip(tooltip)
         self.action_button.setText(action)
         self.action_button.setToolTip(tooltip)
+        self.action_button.setVisible(bool(action))  # no action: a note only
         self.setVisible(True)
 
     def clear(self) -> None:

@@ -47,6 +47,8 @@ WEBCAM = "webcam:0"
 #: What a recording (replay) source can do; live sources say what they can.
 ALL_CAPABILITIES = frozenset({"pause", "seek", "speed", "loop"})
 ALL_LAYERS = "all layers"
+#: The colour of a setting that leaves the model's training conditions.
+DIFFERS_STYLE = "color: #ffb74d;"
 #: Families whose networks are time-invariant: the state may run freely across windows.
 FREE_RUNNING_FAMILIES = frozenset({"tdbn", "graph"})
 
@@ -268,6 +270,18 @@ class Controls(QWidget):
             spin.valueChanged.connect(self.spin_edited)
         form.addRow("bin width", self.bin_us)
         form.addRow("window", self.window_steps)
+        row = QHBoxLayout()
+        self.trained_binning = QLabel("trained: -")
+        self.trained_binning.setObjectName("panelHint")
+        self.trained_binning.setToolTip("The bin width and window the checkpoint was trained with")
+        self.binning_reset = QPushButton("reset")
+        self.binning_reset.setToolTip("Back to the checkpoint's own bin width and window")
+        self.binning_reset.setEnabled(False)
+        self.binning_reset.clicked.connect(self.binning_reset_clicked)
+        row.addWidget(self.trained_binning, 1)
+        row.addWidget(self.binning_reset)
+        form.addRow(row)
+        self.binning_differs = False
         self.policy = QComboBox()
         self.policy.addItem("reset each window", "reset")
         self.policy.addItem("free-running (tdBN, graph)", "free")
@@ -296,6 +310,20 @@ class Controls(QWidget):
         self.gamma.setRange(0.0, 10.0)
         self.gamma.setSingleStep(0.05)
         self.gamma.setValue(0.5)
+        self.exit_on.setToolTip(
+            "Confidence exit: end each window's decision early once the metric stays at or "
+            "above the threshold (marked 'conf' in the Prediction panel)"
+        )
+        self.exit_threshold.setToolTip("The metric must reach this value (0..1)")
+        self.exit_consecutive.setToolTip("... for this many steps in a row")
+        self.exit_metric.setToolTip(
+            "top probability: the leading class's p; margin: its lead over the second"
+        )
+        self.gamma_on.setToolTip(
+            "BNTT gamma exit (BNTT models only): exit at the step where the mean learned "
+            "gamma falls below the value (marked 'γ' in the Prediction panel)"
+        )
+        self.gamma.setToolTip("The mean BNTT gamma below which the window exits")
         for w in (self.exit_threshold, self.exit_consecutive, self.gamma):
             w.setKeyboardTracking(False)
             w.valueChanged.connect(self.exit_edited)
@@ -386,8 +414,14 @@ class Controls(QWidget):
             "" if free else "only time-invariant networks (tdBN, graph) may run freely",
             Qt.ItemDataRole.ToolTipRole,
         )
-        self.gamma_on.setEnabled(info.family == "bntt")
-        self.gamma.setEnabled(info.family == "bntt")
+        bntt = info.family == "bntt"
+        self.gamma_on.setEnabled(bntt)
+        self.gamma.setEnabled(bntt)
+        if not bntt:  # the option does not apply: off, not an error
+            self.gamma_on.blockSignals(True)
+            self.gamma_on.setChecked(False)
+            self.gamma_on.blockSignals(False)
+        self.show_binning(info)
         self.channel_layer.clear()
         for name in info.layer_names:
             if len(info.layer_shapes.get(name, ())) == 3:
@@ -399,6 +433,26 @@ class Controls(QWidget):
         self.threshold_layer.addItems(info.layer_names)
         self._scales = dict(settings.threshold_scale)
         self.threshold_layer_chosen()
+
+    def show_binning(self, info: ModelInfo) -> None:
+        """The checkpoint's own bin width and window beside the spins; marked (and the reset
+        enabled) when the running ones differ."""
+        self.info = info
+        tb, tw = info.trained_bin_us, info.trained_window_steps
+        bins = f"{tb / 1000:g} ms" if tb else "count bins"
+        steps = f"{tw} steps" if tw else "?"
+        differs = bool(tb and info.bin_us != tb) or bool(tw and info.window_steps != tw)
+        self.binning_differs = differs
+        self.trained_binning.setText(
+            ("differs from " if differs else "") + f"trained: {bins}, {steps}"
+        )
+        self.trained_binning.setStyleSheet(DIFFERS_STYLE if differs else "")
+        self.binning_reset.setEnabled(differs)
+        for spin, value in ((self.bin_us, info.bin_us), (self.window_steps, info.window_steps)):
+            if value and spin.value() != value:
+                spin.blockSignals(True)
+                spin.setValue(int(value))
+                spin.blockSignals(False)
 
     def show_model_text(self, info: ModelInfo) -> None:
         """The model label for ``info``."""
@@ -572,6 +626,11 @@ class Controls(QWidget):
         note_slot("Controls.spin_edited")
         field = self.sender().property("field")
         self.settings_edited.emit({str(field): int(value)})
+
+    @Slot()
+    def binning_reset_clicked(self) -> None:
+        note_slot("Controls.binning_reset_clicked")
+        self.settings_edited.emit({"bin_us": None, "window_steps": None})
 
     @Slot(int)
     def policy_chosen(self, index: int) -> None:

@@ -109,6 +109,10 @@ class MainWindow(QMainWindow):
         if self.settings.checkpoint is not None and self.settings.import_options is not None:
             self.import_options[self.settings.checkpoint] = self.settings.import_options
         self._model_failures = 0  # PipelineStats.model_failures handled so far
+        self._recording_failures = 0  # PipelineStats.recording_failures handled so far
+        #: An open or load was asked for: its success (a new stream or model) clears the
+        #: error banner.
+        self._await_success = False
         self._accumulate_chosen = False  # the user set the event view's accumulation
         #: (recording, model) pairs whose model suggestion the user dismissed.
         self._dismissed_suggestions: set[tuple[Path | None, str]] = set()
@@ -156,6 +160,8 @@ class MainWindow(QMainWindow):
         outer.addWidget(self.banner)
         self.notice = NoticeBanner()
         outer.addWidget(self.notice)
+        self.mismatch = NoticeBanner()  # how the recording differs from the training data
+        outer.addWidget(self.mismatch)
 
         scroll = QScrollArea()
         scroll.setWidget(self.controls)
@@ -205,6 +211,8 @@ class MainWindow(QMainWindow):
         self.vm.cleared.connect(self.clear_traced_neurons)
         self.notice.action_requested.connect(self.accept_suggestion)
         self.notice.dismissed.connect(self.dismiss_suggestion)
+        self.mismatch.dismissed.connect(self.dismiss_mismatch)
+        self._dismissed_mismatch: set[object] = set()
 
     # -- life cycle ------------------------------------------------------------------------
     def start(self) -> None:
@@ -276,7 +284,14 @@ class MainWindow(QMainWindow):
         self.controls.show_source(RECORDING)
         self.controls.set_capabilities(ALL_CAPABILITIES)
         self._update_title()
+        self._clear_output()  # the old recording's frame must not show under the new name
+        self._await_success = True
         self._guard(self.pipeline.open_recording, Path(path))
+
+    def _clear_output(self) -> None:
+        """Blank the event view and the prediction until the next stream's first frame."""
+        self.events.clear_now()
+        self.prediction.clear_history()
 
     def open_source_spec(self, spec: str) -> bool:
         """Stream from the source ``spec`` names (factory.open_source's forms); a recording
@@ -386,6 +401,7 @@ class MainWindow(QMainWindow):
         )
         self.controls.select_model(self.settings.checkpoint)
         self.controls.model_label.setText("loading…")
+        self._await_success = True
         if self._guard(
             self.pipeline.load_model, self.settings.checkpoint, self.settings.import_options
         ):
@@ -443,6 +459,26 @@ class MainWindow(QMainWindow):
         note_slot("MainWindow.accept_suggestion")
         if checkpoint is not None:
             self.load_model(Path(str(checkpoint)))
+
+    def _update_mismatch(self, st: PipelineStats) -> None:
+        """A note while the recording differs from the model's training data (sensor, aspect,
+        polarity, time scale, synthetic vs real: dvsapp.advisories), until dismissed."""
+        self.events.set_sensor_guess(getattr(st, "sensor_guess", ""))
+        warnings = tuple(getattr(st, "warnings", ()) or ())
+        key = (self.settings.recording, self.info.name if self.info else None, warnings)
+        if not warnings or self.info is None or key in self._dismissed_mismatch:
+            self.mismatch.clear()
+            return
+        if self.mismatch.isVisible() and self.mismatch.key == key:
+            return
+        model = self.info.name
+        text = f"Predictions may mislead: {'; '.join(warnings)} ({model})."
+        self.mismatch.show_notice(key, text, "", None, "\n".join(warnings))
+
+    @Slot(object)
+    def dismiss_mismatch(self, key: object) -> None:
+        note_slot("MainWindow.dismiss_mismatch")
+        self._dismissed_mismatch.add(key)
 
     @Slot(object)
     def dismiss_suggestion(self, key: object) -> None:
@@ -502,7 +538,12 @@ class MainWindow(QMainWindow):
         if st is None or not st.duration_us or st.t_first_us is None:
             self.status.showMessage("cannot seek yet: the recording's length is not known", 3000)
             return
-        self._guard(self.pipeline.seek, int(st.t_first_us + fraction * st.duration_us))
+        paused = not self.controls.play_button.isChecked()
+        if (
+            self._guard(self.pipeline.seek, int(st.t_first_us + fraction * st.duration_us))
+            and paused
+        ):
+            self._guard(self.pipeline.step_once)  # paused: show the new time now
 
     @Slot(str, float)
     def apply_threshold_scale(self, layer: str, scale: float) -> None:
@@ -580,6 +621,7 @@ class MainWindow(QMainWindow):
                 self._epoch = f.epoch
                 for p in panels:
                     p.clear_history()
+                self._succeeded()
             self.seq += 1
             for p in panels:
                 p.push(self.seq, f)
@@ -608,11 +650,17 @@ class MainWindow(QMainWindow):
             return
         same_model = self.info is not None and model_key(info) == model_key(self.info)
         self.info = info
+        self._succeeded()
         if same_model:
             for p in self.panels:
                 p.update_info(info)
             self.controls.show_model_text(info)  # e.g. the same file loaded again
+            self.controls.show_binning(info)
+            self.prediction.set_binning_note(info)
             return
+        if info.family != "bntt" and self.settings.temporal_exit_gamma is not None:
+            self.settings = dataclasses.replace(self.settings, temporal_exit_gamma=None)
+            self._guard(self.pipeline.configure, self.settings)
         short = 0 < info.bin_us <= SHORT_BIN_US
         if not self._accumulate_chosen and self.settings.accumulate_events != short:
             self._configure(accumulate_events=short)
@@ -621,7 +669,32 @@ class MainWindow(QMainWindow):
         self._auto_trace_at = self.seq + 2 * info.window_steps
         self.controls.set_model(info, self.settings)
         self.controls.show_settings(self.settings)
+        self.prediction.set_binning_note(info)
         self._update_title()
+
+    def _succeeded(self) -> None:
+        """A new stream or model came: an error from an earlier open or load is over."""
+        if self._await_success:
+            self._await_success = False
+            self.banner.clear()
+
+    def _check_recording_failure(self, st: PipelineStats) -> None:
+        """A recording failed to open while another played: say why, and show the one still
+        playing (the worker kept it) as the open one again."""
+        failures = getattr(st, "recording_failures", 0)
+        if failures <= self._recording_failures:
+            return
+        self._recording_failures = failures
+        self._await_success = False
+        self.show_error(st.recording_error or "the recording failed to open")
+        if self.live_spec is not None or st.failed_recording != self.settings.recording:
+            return  # an older request: a newer one is on its way
+        origin = getattr(st, "recording_origin", None)  # of the replay still open
+        kept = None if origin is None or origin.path is None else Path(origin.path)
+        self.settings = dataclasses.replace(self.settings, recording=kept)
+        self.controls.set_recording(kept)
+        self._update_title()
+        self._guard(self.pipeline.configure, self.settings)
 
     def _check_model_failure(self, st: PipelineStats) -> None:
         """A model failed to load: say why; when it was the one asked for last, show the
@@ -630,6 +703,7 @@ class MainWindow(QMainWindow):
         if failures <= self._model_failures:
             return
         self._model_failures = failures
+        self._await_success = False
         self.show_error(st.model_error or "the model failed to load")
         if st.failed_model != self.settings.checkpoint:
             return  # an older request: a newer one is on its way
@@ -669,7 +743,9 @@ class MainWindow(QMainWindow):
             return
         self._last_stats = st
         self._check_model_failure(st)
+        self._check_recording_failure(st)
         self._update_suggestion(st)
+        self._update_mismatch(st)
         for p in self.panels:
             p.flush_hint()
         self.status.update_stats(st, self.rates.health if self.info else None, self.info)
@@ -683,6 +759,8 @@ class MainWindow(QMainWindow):
             self._last_state = st.state
             self.controls.set_playing(st.state not in ("paused", "ended", "error", "stopped"))
         t, t0 = st.stream_time_us, st.t_first_us
+        if st.state == "ended" and st.duration_us and t0 is not None:
+            t = t0 + st.duration_us  # a stopped replay may end just into a new pass
         self.controls.set_position(None if t is None or t0 is None else t - t0, st.duration_us)
 
 

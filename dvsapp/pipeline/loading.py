@@ -215,12 +215,15 @@ def build_chain(
     """Binners and stepper for ``model`` over a recording with ``sensor``."""
     config = model_binning(model, settings, sensor, path)
     ckpt, dev = model.ckpt, model.device
+    # The BNTT gamma exit applies to BNTT models only: another model runs without it
+    # (the GUI switches the option off) rather than failing to load.
+    gamma = settings.temporal_exit_gamma if ckpt.model.family == "bntt" else None
     exits = build_exits(
         ckpt,
         settings.exit_threshold,
         settings.exit_consecutive,
         cast(Metric, settings.exit_metric),
-        settings.temporal_exit_gamma,
+        gamma,
     )
     stepper = Stepper(
         ckpt.model,

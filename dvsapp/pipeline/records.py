@@ -89,6 +89,10 @@ class ModelInfo:
     trained_on: str = ""
     #: (added) the input it was trained on, e.g. "2x32x32, 40 ms bins, denoised".
     trained_input: str = ""
+    #: (added) the checkpoint's own bin width (0: count bins) and window length (T), which
+    #: ``bin_us`` / ``window_steps`` equal unless the settings changed them.
+    trained_bin_us: int = 0
+    trained_window_steps: int = 0
 
 
 @dataclass
@@ -145,3 +149,12 @@ class PipelineStats:
     model_error: str = ""
     #: (added) the open recording's origin (None: none open, or a live source).
     recording_origin: RecordingOrigin | None = None
+    #: (added) recording opens that failed so far; the last one's file and one-line reason.
+    #: A recording that fails to open while another plays leaves that one playing.
+    recording_failures: int = 0
+    failed_recording: Path | None = None
+    recording_error: str = ""
+    #: (added) how the open recording differs from the model's training data
+    #: (:func:`dvsapp.advisories.mismatch_warnings`), and why its sensor size is a guess.
+    warnings: tuple[str, ...] = ()
+    sensor_guess: str = ""

@@ -170,6 +170,13 @@ class Worker:
         self._shown: tuple[str, str, int | None] = ("", "", None)
         self._origin_for: Recording | None = None  # the recording _origin_cache is about
         self._origin_cache: RecordingOrigin | None = None
+        self._recording_failures = 0
+        self._failed_recording: Path | None = None
+        self._recording_error = ""
+        self._failed_open: Path | None = None  # not tried again until an open is forced
+        #: (recording, model, duration) the cached warnings are about, and the warnings.
+        self._warned_for: tuple[Any, ...] = ()
+        self._warnings: tuple[tuple[str, ...], str] = ((), "")
 
     # -- the loop ----------------------------------------------------------------------
     def run(self) -> None:
@@ -300,8 +307,7 @@ class Worker:
 
         reopen = "recording" in force or changed("recording")
         if reopen:
-            with self._trap("recording"):
-                self._open(new.recording, live)
+            reopen = self._reopen(new.recording, live, forced="recording" in force)
         reload = (
             "model" in force
             or changed("checkpoint", "device", "import_options")
@@ -321,22 +327,56 @@ class Worker:
         if not reopen and changed("speed", "loop"):
             self._apply_pace(new)
 
+    def _reopen(self, path: Path | None, live: EventSource | None, forced: bool) -> bool:
+        """Open the settings' recording; True when the source changed.
+
+        A recording that fails to open while another plays keeps that one (and its place):
+        the settings go back to it and the failure shows in the stats
+        (``recording_failures``, ``failed_recording``, ``recording_error``). The same file
+        is not tried again until an open is ``forced``. With nothing playing, the failure
+        is the "error" state.
+        """
+        running = self._rec
+        if running is not None and live is None and not forced and path == self._failed_open:
+            self.s = dataclasses.replace(self.s, recording=running.path)
+            return False
+        try:
+            self._open(path, live)
+        except Exception as e:
+            if running is None or self._rec is not running or live is not None:
+                self._close_source()  # nothing to keep: the "error" state
+                self._fail("recording", e)
+                return True
+            self._recording_failures += 1
+            self._failed_recording, self._recording_error = path, one_line(e)
+            self._failed_open = path
+            self.s = dataclasses.replace(self.s, recording=running.path)
+            name = running.path.name if running.path is not None else "the live source"
+            self._notice = f"kept {name}: {self._recording_error}"
+            return False
+        self._errors.pop("recording", None)
+        self._failed_open = None
+        return True
+
     def _open(self, path: Path | None, live: EventSource | None) -> None:
-        self._close_source()
-        self._period, self._duration, self._position, self._last_t = None, None, None, None
+        """Open and start the new source first: the old one is closed only once it works."""
         if live is not None:
             rec = Recording(live, None, None)
         elif path is None:
+            self._close_source()
+            self._period, self._duration, self._position, self._last_t = None, None, None, None
             return
         else:
             rec = open_recording(path, self.s.speed, self.s.loop, self._clock)
         try:
             rec.source.start()
-            if rec.replay is not None:
-                self._primer = self._prime(rec.replay)
+            primer = self._prime(rec.replay) if rec.replay is not None else None
         except BaseException:
             rec.source.stop()
             raise
+        self._close_source()
+        self._period, self._duration, self._position, self._last_t = None, None, None, None
+        self._primer = primer
         self._rec = rec
         if rec.replay is not None and rec.path is not None:
             self._span = SpanScan(rec.path)
@@ -532,6 +572,10 @@ class Worker:
             source=model_source(ckpt),
             trained_on=str(ckpt.trained_on or ""),
             trained_input=input_text(ckpt.binning.to_dict()),
+            trained_bin_us=int(ckpt.binning.time_window_us or 0)
+            if ckpt.binning.mode == "time"
+            else 0,
+            trained_window_steps=int(ckpt.config.time_steps or 0),
         )
 
     # -- one round of work -------------------------------------------------------------
@@ -691,7 +735,9 @@ class Worker:
         frame.overhead_ms = max(0.0, (time.perf_counter() - wall0) * 1e3 - rec.latency_ms)
         self.mailbox.put(frame)
         self._index += 1
-        self._position = self._file_time(end)
+        # A bin ends after its last microsecond: on a loop pass's boundary that is the end
+        # of the pass, not the start of the next (the time read 0:00.0 at the end).
+        self._position = self._file_time(end - 1) + 1
         self._meter.add_step(time.monotonic(), rec.latency_ms, frame.overhead_ms, end)
 
     def _event_view(self, counts: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
@@ -771,7 +817,36 @@ class Worker:
             failed_model=self._failed_model,
             model_error=self._model_error,
             recording_origin=self._origin(),
+            recording_failures=self._recording_failures,
+            failed_recording=self._failed_recording,
+            recording_error=self._recording_error,
+            warnings=self._warnings_now()[0],
+            sensor_guess=self._warnings_now()[1],
         )
+
+    def _warnings_now(self) -> tuple[tuple[str, ...], str]:
+        """How the open replay differs from the model's training data, and why its sensor
+        size is a guess (worked out again when the recording, model or duration change)."""
+        rec, model = self._rec, self._model
+        replay = None if rec is None else rec.replay
+        key = (id(rec), id(model), self._duration)
+        if key == self._warned_for:
+            return self._warnings
+        self._warned_for = key
+        self._warnings = ((), "")
+        if replay is None:
+            return self._warnings
+        try:
+            from dvsapp.advisories import checkpoint_facts, mismatch_warnings, recording_facts
+
+            facts = recording_facts(replay.reader, self._duration)
+            found: tuple[str, ...] = ()
+            if model is not None and model.trained:
+                found = tuple(mismatch_warnings(facts, checkpoint_facts(model.ckpt)))
+            self._warnings = (found, facts.sensor_guess)
+        except Exception:  # advice only: never let it stop the stream
+            pass
+        return self._warnings
 
     def _origin(self) -> RecordingOrigin | None:
         """The open replay's origin, worked out once per recording (header facts only)."""

@@ -58,6 +58,7 @@ class EventView(Panel):
         self._frame: StepFrame | None = None
         self._shape: tuple[int, ...] | None = None
         self.drawn = 0
+        self.sensor_guess = ""  # why the recording's sensor size is a guess ("": it is not)
 
     @Slot(bool)
     def set_accumulating(self, on: bool) -> None:
@@ -65,10 +66,35 @@ class EventView(Panel):
         note_slot("EventView.set_accumulating")
         self.accumulate_changed.emit(bool(on))
 
+    def set_sensor_guess(self, why: str) -> None:
+        """Mark the sensor size as a guess (``why``), or as the file's word ("")."""
+        if why == self.sensor_guess:
+            return
+        self.sensor_guess = why
+        self.title_label.setText(f"{self.title} (sensor size guessed)" if why else self.title)
+        self.title_label.setToolTip(
+            f"The recording's file does not give its sensor size; guessed from: {why}"
+            if why
+            else ""
+        )
+
+    def _size_text(self, w: int, h: int) -> str:
+        return f"{w} x {h}" + (" (guess)" if self.sensor_guess else "")
+
+    def clear_history(self) -> None:
+        """The stream restarted: show nothing until its first frame."""
+        self.clear_now()
+
+    def clear_now(self) -> None:
+        """Blank the view at once (e.g. while a new recording opens)."""
+        self._frame = None
+        if self.image.image is not None:
+            self.image.setImage(np.zeros((*self.image.image.shape[:2], 4), np.uint8))
+
     def set_model(self, info: ModelInfo, settings: PipelineSettings) -> None:
         super().set_model(info, settings)
         w, h = info.sensor_size
-        self.hint_label.setText(f"{w} x {h} sensor")
+        self.hint_label.setText(f"{self._size_text(w, h)} sensor")
         self.accumulate.blockSignals(True)
         self.accumulate.setChecked(settings.accumulate_events)
         self.accumulate.blockSignals(False)
@@ -95,7 +121,7 @@ class EventView(Panel):
             self.border.setRect(0, 0, on.shape[1], on.shape[0])
         h, w = on.shape
         self.set_hint(
-            f"{w} x {h}  ·  {what}  ·  <span style='color:{_hex(theme.ON_COLOUR)}'>"
+            f"{self._size_text(w, h)}  ·  {what}  ·  <span style='color:{_hex(theme.ON_COLOUR)}'>"
             f"ON {n_on:,}</span>  <span style='color:{_hex(theme.OFF_COLOUR)}'>"
             f"OFF {n_off:,}</span>"
         )

@@ -29,7 +29,15 @@ from dvsapp.snn.stepper import WindowResult
 #: Heights (in probability) of the rows that marker labels go in, top first.
 LABEL_ROWS = (0.96, 0.87, 0.78, 0.69)
 NO_EXIT_COLOUR = "#4a515b"
+#: How a marker label names the exit that fired (WindowResult.exit_reason -> tag).
+EXIT_TAGS = {"confidence": "conf", "temporal": "γ"}
 Y_TOP = 1.02
+
+
+def exit_text(name: str, reason: str | None) -> str:
+    """A marker's label: the class chosen at exit and which exit fired (conf or γ)."""
+    tag = EXIT_TAGS.get(reason or "", reason or "")
+    return f"{_short(name)} · {tag}" if tag else _short(name)
 
 
 def _short(name: str, n: int = 14) -> str:
@@ -38,7 +46,7 @@ def _short(name: str, n: int = 14) -> str:
 
 def label_width_px(name: str) -> int:
     """A generous estimate of a marker label's width."""
-    return 7 * len(_short(name)) + 10
+    return 7 * len(_short(name)) + 10 + 7 * 7  # room for the exit's tag (" · conf")
 
 
 class ExitMarker:
@@ -59,6 +67,7 @@ class ExitMarker:
         row: int | None,
     ) -> None:
         self.seq, self.window, self.cls, self.name, self.fired = seq, window, cls, name, fired
+        self.reason: str | None = None  # which exit fired, once the window's result says
         colour = theme.colour(cls) if fired else NO_EXIT_COLOUR
         self.line = QGraphicsLineItem(seq, 0.0, seq, Y_TOP, group)
         self.line.setPen(pen(colour, "solid" if fired else "dot"))
@@ -71,12 +80,13 @@ class ExitMarker:
             self.label.setParentItem(group)
             self.label.setPos(seq, LABEL_ROWS[row])
 
-    def relabel(self, cls: int, name: str) -> None:
-        """The window's result named another exit class than the step did."""
-        self.cls, self.name = cls, name
+    def relabel(self, cls: int, name: str, reason: str | None = None) -> None:
+        """The window's result: the exit class and which exit fired (conf or γ)."""
+        self.cls, self.name, self.reason = cls, name, reason
         self.line.setPen(pen(theme.colour(cls)))
         if self.label is not None:
-            self.label.setText(_short(name), color=theme.colour(cls))
+            self.label.setText(exit_text(name, reason), color=theme.colour(cls))
+        self.line.setToolTip(f"{name}: {reason or 'no'} exit")
 
     def remove(self) -> None:
         """Take the items out of the scene (the group stays)."""
@@ -143,6 +153,7 @@ class PredictionPanel(Panel):
         self._last_seq = -1
         self._dirty = False
         self.band_plot.setVisible(False)
+        self.binning_note = ""  # how the binning differs from training ("" when it does not)
 
     @property
     def exit_markers(self) -> list[ExitMarker]:
@@ -174,13 +185,38 @@ class PredictionPanel(Panel):
         self.bars_plot.setYRange(-0.5, k - 0.5, padding=0)
         self.hint_label.setText(f"{k} classes  ·  window of {info.window_steps} steps")
         self._last_seq = -1
+        self._clear_now()  # nothing of the previous model's stays drawn
+
+    def _clear_now(self) -> None:
+        """Empty the bars and curves at once (no frame of the stream drawn now)."""
+        self._probs = np.zeros(0, np.float32)
+        self.bars.setOpts(x0=[], y=[], width=[], height=0.7, brushes=[])
+        for curve in self.curves:
+            curve.setData([], [])
+        self._dirty = False
+
+    def set_binning_note(self, info: ModelInfo) -> None:
+        """Mark the panel when the bins or the window differ from the checkpoint's own."""
+        tb, tw = info.trained_bin_us, info.trained_window_steps
+        parts = []
+        if tb and info.bin_us != tb:
+            parts.append(f"{info.bin_us / 1000:g} ms bins, trained on {tb / 1000:g} ms")
+        if tw and info.window_steps != tw:
+            parts.append(f"{info.window_steps} steps, trained on {tw}")
+        self.binning_note = "; ".join(parts)
+        self.title_label.setText(
+            f"{self.title} <span style='color:#ffb74d'>(binning differs from training: "
+            f"{self.binning_note})</span>"
+            if parts
+            else self.title
+        )
 
     def clear_history(self) -> None:
         if self._ring is not None:
             self._ring.clear()
         self._band.clear()
         self._clear_markers()
-        self._dirty = True
+        self._clear_now()
 
     def _clear_markers(self) -> None:
         for m in self.markers:
@@ -214,8 +250,8 @@ class PredictionPanel(Panel):
             if mark is None:  # the exit step itself was not seen: place it from the result
                 at = seq - (res.steps - res.exit_step)
                 self._add_marker(at, res.window, res.exit_pred, res.exit_label, True)
-            elif mark.cls != res.exit_pred:
-                mark.relabel(res.exit_pred, res.exit_label)
+                mark = self._marked_windows[res.window]
+            mark.relabel(res.exit_pred, res.exit_label, res.exit_reason)
         elif mark is None:
             self._add_marker(seq, res.window, res.pred, res.label, False)
 
