@@ -148,13 +148,17 @@ def mismatch_warnings(rec: RecordingFacts, train: TrainingFacts) -> list[str]:
         out.append(f"the model was trained on synthetic gestures and the recording is {kind}{why}")
     elif train.training == DVS128_GESTURE and rec.origin == SYNTHETIC_RECORDING:
         out.append("the model was trained on real DVS128 Gesture and the recording is synthetic")
-    if (
-        rec.duration_us is not None
-        and train.window_us
-        and rec.duration_us < _SHORT_FRACTION * train.window_us
-    ):
-        out.append(
-            f"the recording lasts {rec.duration_us / 1e6:.3g} s, less than half of one "
-            f"{train.window_us / 1e6:.3g} s window the model was trained on"
-        )
+    if rec.duration_us is not None:
+        out.extend(duration_warnings(rec.duration_us, train))
     return out
+
+
+def duration_warnings(duration_us: int, train: TrainingFacts) -> list[str]:
+    """The time-scale warning alone (for a caller that learns the duration only after
+    streaming the recording): a recording shorter than half of one training window."""
+    if not train.window_us or duration_us >= _SHORT_FRACTION * train.window_us:
+        return []
+    return [
+        f"the recording lasts {duration_us / 1e6:.3g} s, less than half of one "
+        f"{train.window_us / 1e6:.3g} s window the model was trained on"
+    ]

@@ -293,6 +293,7 @@ def run(
         if not json_lines and n == 0:
             _print_header(out, ckpt, source, config, stepper, len(paths))
         _run_one(source, binner, stepper, stats, report, ckpt, json_lines, out, many)
+        _warn_short(stats, ckpt, path, sys.stderr if warn is None else warn)
         stats.end_recording()
     stats.wall_s = time.perf_counter() - wall0
     summary = stats.to_dict(str(dev))
@@ -314,6 +315,17 @@ def _warn_mismatch(source: ReplaySource, ckpt: Checkpoint, path: Path, warn: Tex
     from dvsapp.advisories import checkpoint_facts, mismatch_warnings, recording_facts
 
     for line in mismatch_warnings(recording_facts(source.reader), checkpoint_facts(ckpt)):
+        print(f"dvsapp: warning: {path}: {line}", file=warn, flush=True)
+
+
+def _warn_short(stats: RunStats, ckpt: Checkpoint, path: Path, warn: TextIO) -> None:
+    """After a recording: one stderr line when it was shorter than half a training window
+    (its span is known only once streamed)."""
+    from dvsapp.advisories import checkpoint_facts, duration_warnings
+
+    if stats.t_first_us is None or stats.t_last_us is None:
+        return
+    for line in duration_warnings(stats.t_last_us - stats.t_first_us, checkpoint_facts(ckpt)):
         print(f"dvsapp: warning: {path}: {line}", file=warn, flush=True)
 
 

@@ -346,3 +346,21 @@ def test_run_a_shipped_architecture(
     if arch == "vgg_small":
         assert {(w["exit_step"], w["exit_reason"]) for w in windows} == {(3, "temporal")}
     assert lines[-1]["summary"]["windows"] == 10
+
+
+def test_run_warns_when_the_recording_is_shorter_than_half_a_window(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], checkpoint: Path
+) -> None:
+    """The toy model's window is T = 4 bins of 10 ms: a 5 ms recording (one bin) is told apart."""
+    n = 600
+    t = np.arange(n) * 8  # 0 .. 4.8 ms: one 10 ms bin
+    short = tmp_path / "short.npz"
+    write_npz(short, [make_events(t % 8, (t // 8) % 8, t, t % 3 == 0)], (8, 8, 2))
+    code, _, err = _run(capsys, str(short), "--model", str(checkpoint), "--json")
+    assert code == 0, err
+    (line,) = [ln for ln in err.splitlines() if "lasts" in ln]
+    assert line.startswith(f"dvsapp: warning: {short}: ") and "0.04 s window" in line, line
+    code, _, err = _run(
+        capsys, str(tmp_path / "short.npz"), "--model", str(checkpoint), "--window", "1"
+    )
+    assert "lasts" in err  # the training window, not the run's
