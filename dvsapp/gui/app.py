@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
 import time
@@ -114,16 +116,25 @@ def run_app(
     pipeline_factory: Callable[[PipelineSettings], PipelineLike] | None = None,
     source: str | None = None,
     import_options: ImportOptions | None = None,
+    end_process: bool | None = None,
 ) -> int:
     """Open the main window on ``recording`` with ``checkpoint`` (None: the untrained demo)
     and run the event loop; returns the exit status. ``source``: a source spec
     (factory.open_source's forms) to stream from instead of ``recording``.
-    ``import_options``: how to feed ``checkpoint`` when it is a NIR graph."""
+    ``import_options``: how to feed ``checkpoint`` when it is a NIR graph.
+
+    ``end_process``: once the window is shut (worker joined, screenshot written), end the
+    process at once instead of returning: the interpreter's own teardown (torch's, mostly)
+    takes about a second, and Ctrl+Q must be quick. None: end it when this call made the
+    QApplication (the ``dvsapp`` command), return when one existed already (a test)."""
     if pipeline_factory is None:
         from dvsapp.pipeline import Pipeline
 
         pipeline_factory = Pipeline
+    made_app = QApplication.instance() is None
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "dvsapp"])
+    if end_process is None:
+        end_process = made_app
     app.setApplicationName("dvsapp")
     qInstallMessageHandler(_qt_message)
     settings = PipelineSettings(
@@ -152,4 +163,15 @@ def run_app(
         window.shutdown()
     if timed is not None and timed.message:
         print(f"dvsapp: error: {timed.message}", file=sys.stderr)
+    if end_process:
+        end_now(int(code))
     return int(code)
+
+
+def end_now(code: int) -> None:
+    """Flush the standard streams and end the process with ``code``, skipping the
+    interpreter's teardown (everything that needs closing is closed by now)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing to say
+            stream.flush()
+    os._exit(code)

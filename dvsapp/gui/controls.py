@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from dvsapp.gui.model_combo import ModelCombo
 from dvsapp.gui.slots import note_slot
+from dvsapp.gui.widgets import ElidedLabel, JumpSlider
 from dvsapp.pipeline import ModelInfo, PipelineSettings
 from dvsapp.pipeline.advice import UNTRAINED, ModelSummary, summarise_checkpoint, training_data
 
@@ -83,8 +84,15 @@ def _combo_disable(combo: QComboBox, index: int, tip: str) -> None:
     item.setToolTip(tip)
 
 
-def _fmt_time(us: float) -> str:
+#: Recordings shorter than this show times to the millisecond (longer: tenths).
+MS_RESOLUTION_BELOW_US = 5_000_000
+
+
+def _fmt_time(us: float, ms: bool = False) -> str:
+    """``m:ss.s`` (``ms``: ``m:ss.sss``)."""
     s = max(0.0, us / 1e6)
+    if ms:
+        return f"{int(s // 60)}:{s % 60:06.3f}"
     return f"{int(s // 60)}:{s % 60:04.1f}"
 
 
@@ -135,8 +143,7 @@ class Controls(QWidget):
         self.source.activated.connect(self.source_chosen)
         form.addRow("kind", self.source)
         row = QHBoxLayout()
-        self.recording_label = QLabel("no recording")
-        self.recording_label.setWordWrap(True)
+        self.recording_label = ElidedLabel("no recording", mode=Qt.TextElideMode.ElideMiddle)
         self.open_button = QPushButton("Open…")
         self.open_button.setToolTip("Open a recording (or drop a file on the window)")
         self.open_button.clicked.connect(self.open_recording_clicked)
@@ -216,7 +223,7 @@ class Controls(QWidget):
             _combo_disable(self.device, 2, "CUDA is not available to this torch")
         self.device.activated.connect(self.device_chosen)
         form.addRow("device", self.device)
-        self.model_label = QLabel("loading…")
+        self.model_label = ElidedLabel("loading…")
         self.model_label.setObjectName("panelHint")
         form.addRow(self.model_label)
         return box
@@ -244,7 +251,7 @@ class Controls(QWidget):
         for w in (self.play_button, self.step_button, self.speed, self.loop):
             row.addWidget(w)
         lay.addLayout(row)
-        self.seek = QSlider(Qt.Orientation.Horizontal)
+        self.seek = JumpSlider(Qt.Orientation.Horizontal)
         self.seek.setRange(0, SEEK_STEPS)
         self.seek.sliderPressed.connect(self.seek_pressed)
         self.seek.sliderReleased.connect(self.seek_released)
@@ -521,7 +528,8 @@ class Controls(QWidget):
                 self.seek.blockSignals(True)
                 self.seek.setValue(round(SEEK_STEPS * min(max(t_us / duration_us, 0), 1)))
                 self.seek.blockSignals(False)
-            self.position_label.setText(f"{_fmt_time(t_us)} / {_fmt_time(duration_us)}")
+            ms = duration_us < MS_RESOLUTION_BELOW_US
+            self.position_label.setText(f"{_fmt_time(t_us, ms)} / {_fmt_time(duration_us, ms)}")
         else:
             self.position_label.setText(_fmt_time(t_us))
 

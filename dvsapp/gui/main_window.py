@@ -209,6 +209,8 @@ class MainWindow(QMainWindow):
         self.rasters.neuron_clicked.connect(self.trace_neuron)
         self.events.accumulate_changed.connect(self.apply_accumulate)
         self.vm.cleared.connect(self.clear_traced_neurons)
+        self.vm.row_of = self.rasters.row_of  # the Vm legend names raster rows
+        self.vm.traced_changed.connect(self.rasters.mark_traced)
         self.notice.action_requested.connect(self.accept_suggestion)
         self.notice.dismissed.connect(self.dismiss_suggestion)
         self.mismatch.dismissed.connect(self.dismiss_mismatch)

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QAbstractButton
 from dvsapp.gui.slots import note_slot
 
 if TYPE_CHECKING:
+    from dvsapp.gui.help_window import HelpWindow
     from dvsapp.gui.main_window import MainWindow
 
 __all__ = ["SHORTCUTS", "Shortcuts"]
@@ -27,7 +28,7 @@ SHORTCUTS: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("]",), "faster", "faster"),
     (("[",), "slower", "slower"),
     (("Ctrl+O",), "open", "open"),
-    (("F1",), "help", "keys"),
+    (("F1",), "help", "help: keys, panels, flags"),
     (("Ctrl+Q",), "quit", "quit"),
 )
 
@@ -50,6 +51,7 @@ class Shortcuts(QObject):
         super().__init__(window)
         self.window = window
         self.shortcuts: list[QShortcut] = []
+        self.help_window: HelpWindow | None = None
         for keys, slot, _ in SHORTCUTS:
             for key in keys:
                 sc = QShortcut(QKeySequence(key), window)
@@ -99,6 +101,12 @@ class Shortcuts(QObject):
     def help(self) -> None:
         note_slot("Shortcuts.help")
         self.window.status.showMessage(help_line(), 10_000)
+        if self.help_window is None:
+            from dvsapp.gui.help_window import HelpWindow  # it lists SHORTCUTS (above)
+
+            self.help_window = HelpWindow(self.window)
+        self.help_window.show()
+        self.help_window.raise_()
 
     @Slot()
     def quit(self) -> None:

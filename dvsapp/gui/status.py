@@ -7,6 +7,7 @@ import math
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
 from dvsapp.gui import theme
+from dvsapp.gui.widgets import ElidedLabel
 from dvsapp.pipeline import ModelInfo, PipelineStats
 from dvsapp.snn.health import HealthReport
 
@@ -29,7 +30,7 @@ class StatusBar(QStatusBar):
         self.latency = QLabel("-")
         self.realtime = QLabel("-")
         self.dropped = QLabel("-")
-        self.health = QLabel("-")
+        self.health = ElidedLabel("-", max_hint_px=420)
         self.events.setToolTip("events per second reaching the binner")
         self.latency.setToolTip("mean model step latency over the last second")
         self.realtime.setToolTip("stream time advanced per wall second (1.0 = keeping up)")
@@ -38,7 +39,16 @@ class StatusBar(QStatusBar):
         # No stretch: the permanent fields keep to the right, and transient messages
         # (showMessage) get the rest of the bar on the left. A stretching field took the
         # whole width and every transient message was set but never visible.
-        for w in (self.state, self.events, self.latency, self.realtime, self.dropped):
+        # Each number field is as wide as its widest likely text, so the fields keep still
+        # as the numbers change; the health flags elide (full list in the tooltip).
+        for w, widest in (
+            (self.state, "starting"),
+            (self.events, "888.8 k ev/s"),
+            (self.latency, "step 888.88 ms"),
+            (self.realtime, "real time 88.88x"),
+            (self.dropped, "dropped 88888"),
+        ):
+            w.setMinimumWidth(w.fontMetrics().horizontalAdvance(widest) + 14)
             self.addPermanentWidget(w)
         self.addPermanentWidget(self.health)
         self.last_error = ""

@@ -11,6 +11,7 @@ from PySide6.QtGui import QPen
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from dvsapp.gui import theme
+from dvsapp.gui.widgets import ElidedLabel
 from dvsapp.pipeline import ModelInfo, PipelineSettings, StepFrame
 
 #: Model steps kept in every scrolling panel.
@@ -70,7 +71,8 @@ class Panel(QWidget):
         self.header.setContentsMargins(0, 0, 0, 0)
         self.title_label = QLabel(self.title)
         self.title_label.setObjectName("panelTitle")
-        self.hint_label = QLabel("")
+        # Elides rather than widening the panel as the numbers in it change.
+        self.hint_label = ElidedLabel("")
         self.hint_label.setObjectName("panelHint")
         self.header.addWidget(self.title_label)
         self.header.addWidget(self.hint_label, 1)

@@ -24,6 +24,8 @@ from dvsapp.gui.slots import note_slot
 from dvsapp.pipeline import ModelInfo, PipelineSettings, StepFrame
 
 LABEL_WIDTH = 118
+#: Opacity (0..255) of the line across a traced row.
+MARK_LINE_ALPHA = 90
 
 
 class LayerRaster:
@@ -39,6 +41,33 @@ class LayerRaster:
         self.ring: ColumnRing | None = None
         self.last_seq = -1
         self.dirty = False
+        #: traced rows: a triangle at the left edge and a faint line across, in the trace's
+        #: colour (the Vm legend names the row and uses that colour)
+        self.marks = pg.ScatterPlotItem(pxMode=True, size=9, pen=None)
+        self.marks.setZValue(20)
+        plot.addItem(self.marks)
+        self.mark_lines: list[pg.InfiniteLine] = []
+        self.traced: list[tuple[int, str]] = []
+
+    def mark(self, rows: list[tuple[int, str]]) -> None:
+        """Mark these (row, colour) as traced."""
+        self.traced = list(rows)
+        for line in self.mark_lines:
+            self.plot.removeItem(line)
+        self.mark_lines = []
+        self.marks.setData(
+            x=[X_RANGE[0] + 3] * len(rows),
+            y=[r + 0.5 for r, _ in rows],
+            symbol="t2",
+            brush=[pg.mkBrush(c) for _, c in rows],
+        )
+        for r, c in rows:
+            faint = pg.mkColor(c)
+            faint.setAlpha(MARK_LINE_ALPHA)
+            line = pg.InfiniteLine(pos=r + 0.5, angle=0, movable=False, pen=pg.mkPen(faint))
+            line.setZValue(15)
+            self.plot.addItem(line)
+            self.mark_lines.append(line)
 
     def push(self, seq: int, spikes: np.ndarray) -> None:
         if self.ring is None or self.ring.rows != spikes.size:
@@ -89,6 +118,7 @@ class RasterPanel(Panel):
         self._actions: dict[str, QAction] = {}
         self._shown: list[str] = []
         self._captions: dict[str, str] = {}
+        self._traced: list[tuple[str, int, str]] = []  # (layer, row, colour)
 
     # -- layout ----------------------------------------------------------------------------
     def set_model(self, info: ModelInfo, settings: PipelineSettings) -> None:
@@ -178,6 +208,35 @@ class RasterPanel(Panel):
             self.layers[name] = lr
         for lr in self.layers.values():
             lr.plot.setXLink(next(iter(self.layers.values())).plot)
+        self._apply_marks()
+
+    # -- traced rows -----------------------------------------------------------------------
+    def row_of(self, layer: str, flat: int) -> int | None:
+        """The raster row showing neuron ``flat`` of ``layer`` (None: not shown)."""
+        if self.info is None:
+            return None
+        index = self.info.raster_index.get(layer)
+        if index is not None and len(index):
+            hits = np.flatnonzero(np.asarray(index) == flat)
+            return int(hits[0]) if hits.size else None
+        shape = self.info.layer_shapes.get(layer, ())
+        return flat if shape and 0 <= flat < int(np.prod(shape)) else None
+
+    @Slot(list)
+    def mark_traced(self, marks: list) -> None:
+        """The traced neurons changed: [(layer, row or -1, colour)]."""
+        note_slot("RasterPanel.mark_traced")
+        self._traced = [(str(lay), int(r), str(c)) for lay, r, c in marks if int(r) >= 0]
+        self._apply_marks()
+
+    def traced_rows(self, layer: str) -> list[tuple[int, str]]:
+        """The (row, colour) marked in ``layer``'s raster now."""
+        lr = self.layers.get(layer)
+        return [] if lr is None else list(lr.traced)
+
+    def _apply_marks(self) -> None:
+        for name, lr in self.layers.items():
+            lr.mark([(r, c) for lay, r, c in self._traced if lay == name])
 
     # -- data ------------------------------------------------------------------------------
     def clear_history(self) -> None:

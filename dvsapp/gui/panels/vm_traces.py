@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal, Slot
@@ -15,6 +17,8 @@ from dvsapp.pipeline import ModelInfo, PipelineSettings, StepFrame
 
 #: At most this many traces (the oldest goes when another is added).
 MAX_TRACES = 8
+#: Width of the right axis that labels the thresholds.
+VTH_AXIS_PX = 58
 
 
 class VmPanel(Panel):
@@ -23,6 +27,8 @@ class VmPanel(Panel):
     title = "Membrane potential"
     #: the user cleared the traces
     cleared = Signal()
+    #: the traced neurons as [(layer, raster row or -1, colour)], in trace order
+    traced_changed = Signal(list)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -35,9 +41,21 @@ class VmPanel(Panel):
         self.plot = self.canvas.addPlot()
         style_plot(self.plot, left="Vm", bottom=STEP_AXIS)
         self.plot.setXRange(*X_RANGE, padding=0)
+        # The threshold's label goes on the right axis, outside the traces it would hide.
+        self.plot.showAxis("right")
+        right = self.plot.getAxis("right")
+        right.setPen(pg.mkPen(theme.MUTED, width=1))
+        right.setTextPen(pg.mkPen(theme.MUTED, width=1))
+        right.setStyle(tickLength=4, autoExpandTextSpace=False)
+        right.setWidth(VTH_AXIS_PX)
+        right.setTicks([[]])
         self.legend = self.plot.addLegend(offset=(6, 4), labelTextSize="8pt")
         self.legend.setBrush(pg.mkBrush(20, 23, 28, 190))
         self.neurons: list[tuple[str, int]] = []  # (layer, flat index), in add order
+        #: (layer, flat index) -> its row in the raster (None: not shown there); the
+        #: window sets it to the raster panel's.
+        self.row_of: Callable[[str, int], int | None] | None = None
+        self.names: list[str] = []  # each trace's legend name
         self._positions: dict[str, dict[int, int]] = {}
         self._curves: list[pg.PlotDataItem] = []
         self._ring: ColumnRing | None = None
@@ -74,9 +92,10 @@ class VmPanel(Panel):
             for i, key in enumerate(self.neurons):
                 if key in old:
                     self._ring.load_row(i, old_view[old[key]])
-        for i, (layer, idx) in enumerate(self.neurons):
-            curve = self.plot.plot(pen=pen(theme.colour(i)), name=f"{layer}[{idx}]")
+        for i in range(len(self.neurons)):
+            curve = self.plot.plot(pen=pen(theme.colour(i)))
             self._curves.append(curve)
+        self._relabel()
         self._update_thresholds()
         self._dirty = True
         self.hint_label.setText(
@@ -91,6 +110,22 @@ class VmPanel(Panel):
             layer: {int(flat): i for i, flat in enumerate(idx)}
             for layer, idx in info.vm_index.items()
         }
+        if self.neurons:  # the rasters' rows may have changed (another sample)
+            self._relabel()
+
+    def _relabel(self) -> None:
+        """Name each trace as the raster shows its neuron (``layer row R``; ``layer #flat``
+        when the raster does not show it) and tell the rasters which rows to mark."""
+        self.legend.clear()
+        self.names = []
+        marks = []
+        for i, ((layer, idx), curve) in enumerate(zip(self.neurons, self._curves, strict=False)):
+            row = self.row_of(layer, idx) if self.row_of is not None else None
+            name = f"{layer} row {row}" if row is not None else f"{layer} #{idx}"
+            self.names.append(name)
+            self.legend.addItem(curve, name)
+            marks.append((layer, -1 if row is None else row, theme.colour(i)))
+        self.traced_changed.emit(marks)
 
     def clear_history(self) -> None:
         if self._ring is not None:
@@ -103,35 +138,30 @@ class VmPanel(Panel):
         self._update_thresholds()
 
     def _update_thresholds(self) -> None:
-        """One dashed line per distinct live threshold of the traced layers."""
+        """One dashed line per distinct live threshold of the traced layers, labelled on the
+        right axis (never over the traces)."""
         for line in dict.fromkeys(self._thresholds.values()):
             self.plot.removeItem(line)
         self._thresholds = {}
+        self.plot.getAxis("right").setTicks([[]])
         if self.info is None:
             return
         groups: dict[float, list[str]] = {}
         for layer in dict.fromkeys(layer for layer, _ in self.neurons):
             vth = self.info.thresholds.get(layer, 1.0) * self._scale.get(layer, 1.0)
             groups.setdefault(round(vth, 6), []).append(layer)
+        ticks = []
+        tips = []
         for vth, layers in groups.items():
-            names = ", ".join(layers) if len(layers) <= 2 else f"{len(layers)} layers"
-            line = pg.InfiniteLine(
-                pos=vth,
-                angle=0,
-                movable=False,
-                pen=pen(theme.MUTED, "dash"),
-                label=f"Vth {vth:.3g} ({names})",
-                labelOpts={
-                    "position": 0.99,
-                    "anchors": [(1, 1), (1, 1)],
-                    "color": theme.MUTED,
-                    "fill": theme.BACKGROUND,  # readable over the traces it sits above
-                },
-            )
+            line = pg.InfiniteLine(pos=vth, angle=0, movable=False, pen=pen(theme.MUTED, "dash"))
             line.setZValue(10)
             self.plot.addItem(line)
             for layer in layers:
                 self._thresholds[layer] = line
+            ticks.append((vth, f"Vth {vth:.3g}"))
+            tips.append(f"Vth {vth:.3g}: {', '.join(layers)}")
+        self.plot.getAxis("right").setTicks([ticks])
+        self.canvas.setToolTip("\n".join(tips))
 
     def push(self, seq: int, frame: StepFrame) -> None:
         if not self.neurons or self._ring is None:
