@@ -450,9 +450,7 @@ class Controls(QWidget):
         steps = f"{tw} steps" if tw else "?"
         differs = bool(tb and info.bin_us != tb) or bool(tw and info.window_steps != tw)
         self.binning_differs = differs
-        self.trained_binning.setText(
-            ("differs from " if differs else "") + f"trained: {bins}, {steps}"
-        )
+        self.trained_binning.setText(("≠ " if differs else "") + f"trained: {bins}, {steps}")
         self.trained_binning.setStyleSheet(DIFFERS_STYLE if differs else "")
         self.binning_reset.setEnabled(differs)
         for spin, value in ((self.bin_us, info.bin_us), (self.window_steps, info.window_steps)):
