@@ -50,6 +50,17 @@ def shipped_models(folder: Path = MODELS_DIR) -> list[Path]:
     return sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
 
 
+def initial_size(app: QApplication) -> tuple[int, int]:
+    """:data:`WINDOW_SIZE`, made to fit the screen's free area (a laptop's 1280x720 or
+    1024x700); the offscreen platform's made-up screen (800x600) does not count."""
+    w, h = WINDOW_SIZE
+    screen = app.primaryScreen()
+    if screen is None or app.platformName() == "offscreen":
+        return w, h
+    free = screen.availableGeometry()
+    return min(w, free.width()), min(h, free.height())
+
+
 def cuda_available() -> bool:
     """Whether the CUDA device entry can be offered."""
     try:
@@ -145,7 +156,7 @@ def run_app(
         import_options=import_options,
     )
     window = MainWindow(pipeline_factory(settings), shipped_models(), cuda_available())
-    window.resize(*WINDOW_SIZE)
+    window.resize(*initial_size(app))
     window.show()
     window.start()
     if source is not None and not window.open_source_spec(source):
