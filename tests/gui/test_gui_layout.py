@@ -255,3 +255,27 @@ def test_ctrl_q_quits_within_half_a_second(tmp_path) -> None:
     ended = time.time()
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
     assert ended - quit_at < 0.5, f"quit took {ended - quit_at:.2f} s"
+
+
+def test_window_opens_within_the_screen() -> None:
+    """A laptop's screen: the window opens at its free area, not at 1600x1000."""
+    from PySide6.QtCore import QRect
+
+    from dvsapp.gui.app import WINDOW_SIZE, initial_size
+
+    class Screen:
+        def availableGeometry(self) -> QRect:
+            return QRect(0, 0, 1280, 720)
+
+    class App:
+        def __init__(self, platform: str) -> None:
+            self.platform = platform
+
+        def primaryScreen(self) -> Screen:
+            return Screen()
+
+        def platformName(self) -> str:
+            return self.platform
+
+    assert initial_size(App("xcb")) == (1280, 720)  # type: ignore[arg-type]
+    assert initial_size(App("offscreen")) == WINDOW_SIZE  # type: ignore[arg-type]
