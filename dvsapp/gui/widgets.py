@@ -66,7 +66,8 @@ class ElidedLabel(QLabel):
     text keeps its colours up to the cut) and the whole text goes in the tooltip.
 
     :meth:`text` returns the whole text; :meth:`shown_text` what is drawn now.
-    ``max_hint_px`` caps the width the label asks for (its size hint).
+    ``max_hint_px`` caps the width the label asks for (its size hint); ``min_chars``: the
+    first characters that always show (a panel's name before a long note).
     """
 
     def __init__(
@@ -75,8 +76,10 @@ class ElidedLabel(QLabel):
         parent: QWidget | None = None,
         mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight,
         max_hint_px: int | None = None,
+        min_chars: int = 0,
     ) -> None:
         super().__init__(parent)
+        self._min_chars = min_chars
         self._full = ""
         self._tip = ""
         self._mode = mode
@@ -117,7 +120,11 @@ class ElidedLabel(QLabel):
 
     def minimumSizeHint(self) -> QSize:
         h = super().minimumSizeHint().height()
-        return QSize(self.fontMetrics().horizontalAdvance("M" + ELLIPSIS) + self._margins(), h)
+        plain = plain_text(self._full).split("\n")[0]
+        keep = plain[: self._min_chars] if self._min_chars else "M"
+        if len(plain) > len(keep):
+            keep += ELLIPSIS
+        return QSize(self.fontMetrics().horizontalAdvance(keep) + self._margins() + 2, h)
 
     def sizeHint(self) -> QSize:
         fm = self.fontMetrics()

@@ -279,3 +279,28 @@ def test_window_opens_within_the_screen() -> None:
 
     assert initial_size(App("xcb")) == (1280, 720)  # type: ignore[arg-type]
     assert initial_size(App("offscreen")) == WINDOW_SIZE  # type: ignore[arg-type]
+
+
+def test_long_panel_titles_do_not_widen_the_window(qtbot) -> None:
+    """A title that grows (binning differs from training, a guessed sensor size) is cut,
+    not given room at the window's expense; the panel's name itself stays whole."""
+    import dataclasses
+
+    pipe = FakePipeline(PipelineSettings(recording=DEMO))
+    win = make_window(qtbot, pipe)
+    win.resize(1024, 700)
+    win.start()
+    wait_steps(qtbot, win, 8)
+    info = dataclasses.replace(
+        win.info, bin_us=20_000, trained_bin_us=50_000, window_steps=16, trained_window_steps=10
+    )
+    win.prediction.set_binning_note(info)
+    win.events.title_label.setText("Events (sensor size guessed: 304x240 from the ATIS default)")
+    qtbot.wait(500)
+    assert win.width() == 1024
+    assert win.minimumSizeHint().width() <= 1024
+    for panel in (win.prediction, win.events):
+        shown = plain_text(panel.title_label.shown_text())
+        assert shown.startswith(panel.title), shown
+        assert "differs from training" in win.prediction.title_label.text()
+    win.close()

@@ -8,7 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QPen
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
 
 from dvsapp.gui import theme
 from dvsapp.gui.widgets import ElidedLabel
@@ -69,7 +69,8 @@ class Panel(QWidget):
         outer.setSpacing(0)
         self.header = QHBoxLayout()
         self.header.setContentsMargins(0, 0, 0, 0)
-        self.title_label = QLabel(self.title)
+        # A note may follow the name (e.g. binning differs from training): cut, not widened.
+        self.title_label = ElidedLabel(self.title, min_chars=len(self.title))
         self.title_label.setObjectName("panelTitle")
         # Elides rather than widening the panel as the numbers in it change.
         self.hint_label = ElidedLabel("")
