@@ -483,10 +483,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--exit-consecutive",
         type=int,
         default=DEFAULT_EXIT_CONSECUTIVE,
+        metavar="K",
         help=f"for K steps (default {DEFAULT_EXIT_CONSECUTIVE})",
     )
     run.add_argument(
-        "--no-exit", action="store_true", help="no confidence exit: every window runs all T steps"
+        "--no-exit", action="store_true", help="no confidence exit (each window exits at its end)"
     )
     run.add_argument("--exit-metric", choices=("prob", "margin"), default="prob")
     run.add_argument(
