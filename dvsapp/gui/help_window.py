@@ -20,7 +20,8 @@ PANELS: tuple[tuple[str, str], ...] = (
     (
         "Prediction",
         "Each class's probability over the last steps (curves), the ranking now (bars), and "
-        "the true label as a band where the recording has labels.",
+        "the true label as a band where the recording has labels. The title says so when the "
+        "bin width or window differs from the checkpoint's own.",
     ),
     (
         "Spike rasters",
@@ -55,9 +56,10 @@ FLAGS: tuple[tuple[str, str], ...] = (
     (
         "Early exit marker",
         "A vertical line where a window's decision was taken, in the chosen class's colour "
-        "and labelled with it: the confidence exit (the metric stayed at or above the "
-        "threshold for the set number of steps) or, for BNTT models, the gamma exit. A dim "
-        "dotted line: the window ran to its end without exiting.",
+        "and labelled with it and the exit that fired: 'conf', the confidence exit (the "
+        "metric stayed at or above the threshold for the set number of steps), or 'γ', the "
+        "BNTT gamma exit (BNTT models only). A dim dotted line: the window ran to its end "
+        "without exiting.",
     ),
     (
         "Status bar",
