@@ -26,8 +26,13 @@ from dvsapp.gui.ring import ColumnRing
 from dvsapp.pipeline import ModelInfo, PipelineSettings, StepFrame
 from dvsapp.snn.stepper import WindowResult
 
-#: Heights (in probability) of the rows that marker labels go in, top first.
-LABEL_ROWS = (0.96, 0.87, 0.78, 0.69)
+#: Heights (in probability) of the rows that marker labels go in, top first: two, so
+#: labels never stack over the curves; a marker with no room keeps its line (and tooltip).
+LABEL_ROWS = (0.96, 0.87)
+#: Pixels per character of a bar label (the tick font), and the bars' share of the panel
+#: their names may take at most.
+CHAR_PX = 7
+NAME_SHARE = 0.22
 NO_EXIT_COLOUR = "#4a515b"
 #: How a marker label names the exit that fired (WindowResult.exit_reason -> tag).
 EXIT_TAGS = {"confidence": "conf", "temporal": "γ"}
@@ -154,6 +159,7 @@ class PredictionPanel(Panel):
         self._dirty = False
         self.band_plot.setVisible(False)
         self.binning_note = ""  # how the binning differs from training ("" when it does not)
+        self._name_room = -1  # characters of class name the bars have room for
 
     @property
     def exit_markers(self) -> list[ExitMarker]:
@@ -180,12 +186,26 @@ class PredictionPanel(Panel):
         self._clear_markers()
         colours = [theme.BACKGROUND] + [theme.colour(i) for i in range(255)]
         self._band_lut = rgba_lut(np.array([theme.hex_rgb(c) for c in colours], np.uint8))
-        names = [(i, _short(n)) for i, n in enumerate(self.class_names)]
-        self.bars_plot.getAxis("left").setTicks([names])
+        self._name_room = -1
+        self._fit_bar_names()
         self.bars_plot.setYRange(-0.5, k - 0.5, padding=0)
         self.hint_label.setText(f"{k} classes  ·  window of {info.window_steps} steps")
         self._last_seq = -1
         self._clear_now()  # nothing of the previous model's stays drawn
+
+    def _fit_bar_names(self) -> None:
+        """Class names beside the bars: whole where the panel has room (up to NAME_SHARE of
+        its width), else shortened to fit, the axis sized to them; redone on resizes."""
+        room = int(self.canvas.width() * NAME_SHARE) // CHAR_PX
+        if room == self._name_room or not self.class_names:
+            return
+        self._name_room = room
+        longest = max(len(n) for n in self.class_names)
+        chars = max(8, min(longest, room))
+        names = [(i, _short(n, chars)) for i, n in enumerate(self.class_names)]
+        self.bars_plot.getAxis("left").setTicks([names])
+        self.bars_plot.getAxis("left").setWidth(CHAR_PX * chars + 10)
+        self.bars_plot.setToolTip("\n".join(self.class_names))
 
     def _clear_now(self) -> None:
         """Empty the bars and curves at once (no frame of the stream drawn now)."""
@@ -279,6 +299,7 @@ class PredictionPanel(Panel):
     def render(self, seq: int) -> None:
         if not self._dirty or self._ring is None:
             return
+        self._fit_bar_names()
         self._dirty = False
         last = self._last_seq
         view = self._ring.view()
