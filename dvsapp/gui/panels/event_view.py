@@ -41,7 +41,7 @@ class EventView(Panel):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.accumulate = QCheckBox("accumulate window")
+        self.accumulate = QCheckBox("accumulate")  # short: the header keeps room for counts
         self.accumulate.setToolTip("Show the events of the whole window so far, not one bin")
         self.accumulate.toggled.connect(self.set_accumulating)
         self.header.addWidget(self.accumulate)
@@ -120,10 +120,10 @@ class EventView(Panel):
             self.view.setRange(xRange=(0, on.shape[1]), yRange=(0, on.shape[0]), padding=0.02)
             self.border.setRect(0, 0, on.shape[1], on.shape[0])
         h, w = on.shape
-        self.set_hint(
-            f"{self._size_text(w, h)}  ·  {what}  ·  <span style='color:{_hex(theme.ON_COLOUR)}'>"
-            f"ON {n_on:,}</span>  <span style='color:{_hex(theme.OFF_COLOUR)}'>"
-            f"OFF {n_off:,}</span>"
+        self.set_hint(  # the live counts first: a narrow header elides the tail
+            f"<span style='color:{_hex(theme.ON_COLOUR)}'>ON {n_on:,}</span>  "
+            f"<span style='color:{_hex(theme.OFF_COLOUR)}'>OFF {n_off:,}</span>"
+            f"  ·  {what}  ·  {self._size_text(w, h)}"
         )
         self.drawn += 1
 
