@@ -12,3 +12,16 @@ import pytest
 pytest.importorskip("PySide6", reason="the GUI extra (PySide6) is not installed")
 pytest.importorskip("pyqtgraph", reason="the GUI extra (pyqtgraph) is not installed")
 pytest.importorskip("pytestqt", reason="pytest-qt is not installed")
+
+
+@pytest.fixture(autouse=True)
+def _collect_qt_garbage_in_the_gui_thread():
+    """Windows a test closed still sit in Python reference cycles; left to the garbage
+    collector, they may be destroyed in whatever thread triggers it next, e.g. the next
+    test's pipeline worker, and a QWidget destroyed outside the GUI thread deadlocks
+    (seen: a QMenu's destructor waiting for the GIL inside the worker's model build).
+    Collect them here, in the GUI thread, after every test."""
+    import gc
+
+    yield
+    gc.collect()
