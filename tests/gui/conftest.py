@@ -25,3 +25,15 @@ def _collect_qt_garbage_in_the_gui_thread():
 
     yield
     gc.collect()
+
+
+@pytest.fixture
+def thread_errors():
+    """Exceptions that escaped any thread while the test ran."""
+    import threading
+
+    seen: list[BaseException] = []
+    old = threading.excepthook
+    threading.excepthook = lambda args: seen.append(args.exc_value)
+    yield seen
+    threading.excepthook = old

@@ -52,13 +52,16 @@ def distinct_colours(rgb: np.ndarray) -> int:
     return int(np.unique((flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]).size)
 
 
-def make_window(qtbot, pipe) -> MainWindow:
-    """A shown 1600x1000 main window around ``pipe`` (not started)."""
-    win = MainWindow(pipe)
+def make_window(qtbot, pipe, models=None, start: bool = False) -> MainWindow:
+    """A shown 1600x1000 main window around ``pipe`` (``models`` in its chooser when
+    given), started when ``start``."""
+    win = MainWindow(pipe) if models is None else MainWindow(pipe, models)
     qtbot.addWidget(win)
     win.resize(1600, 1000)
     win.show()
     qtbot.waitExposed(win)
+    if start:
+        win.start()
     return win
 
 

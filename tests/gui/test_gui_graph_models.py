@@ -4,7 +4,6 @@ samples, opened as a .nir file or as a checkpoint imported into a models folder,
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from dvsapp.gui.pipeline_port import model_key
 from dvsapp.pipeline import Pipeline, PipelineSettings
 from dvsapp.snn.graph.importer import ImportOptions, import_nir, save_imported
 
-from .gui_helpers import WAIT_MS, data_pixels, wait_steps
+from .gui_helpers import WAIT_MS, data_pixels, make_window, wait_steps
 
 #: The CNN's spiking layers, named by the NIR graph's nodes.
 NODES = ["1", "3", "6", "10", "12"]
@@ -41,24 +40,8 @@ def three(samples_dir: Path) -> Path:
     return files[0]
 
 
-@pytest.fixture
-def thread_errors():
-    seen: list[BaseException] = []
-    old = threading.excepthook
-    threading.excepthook = lambda args: seen.append(args.exc_value)
-    yield seen
-    threading.excepthook = old
-
-
 def _window(qtbot, settings: PipelineSettings, models: list[Path] | None = None) -> MainWindow:
-    pipe = Pipeline(settings)
-    win = MainWindow(pipe, models or [])
-    qtbot.addWidget(win)
-    win.resize(1600, 1000)
-    win.show()
-    qtbot.waitExposed(win)
-    win.start()
-    return win
+    return make_window(qtbot, Pipeline(settings), models or [], start=True)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -48,16 +47,6 @@ def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
         trained_on="nothing (test)",
         metrics={},
     )
-
-
-@pytest.fixture
-def thread_errors():
-    """Exceptions that escaped any thread while the test ran."""
-    seen: list[BaseException] = []
-    old = threading.excepthook
-    threading.excepthook = lambda args: seen.append(args.exc_value)
-    yield seen
-    threading.excepthook = old
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ new model switch themselves off, and a recording unlike the model's training dat
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from dvsapp.gui.main_window import MainWindow
 from dvsapp.gui.panels.prediction import ExitMarker, exit_text
 from dvsapp.pipeline import Pipeline, PipelineSettings
 
-from .gui_helpers import WAIT_MS, wait_steps
+from .gui_helpers import WAIT_MS, make_window, wait_steps
 
 REPO = Path(__file__).resolve().parents[2]
 VGG = REPO / "models" / "vgg_small_synth.safetensors"
@@ -24,24 +23,9 @@ SYNTH = REPO / "recordings" / "synth_seed9000000.aedat4"
 DEMO = REPO / "recordings" / "demo_rotating_bar.aedat4"
 
 
-@pytest.fixture
-def thread_errors():
-    seen: list[BaseException] = []
-    old = threading.excepthook
-    threading.excepthook = lambda args: seen.append(args.exc_value)
-    yield seen
-    threading.excepthook = old
-
-
 def _window(qtbot, **settings) -> MainWindow:
     pipe = Pipeline(PipelineSettings(device="cpu", **settings))
-    win = MainWindow(pipe, [RESNET, VGG])
-    qtbot.addWidget(win)
-    win.resize(1600, 1000)
-    win.show()
-    qtbot.waitExposed(win)
-    win.start()
-    return win
+    return make_window(qtbot, pipe, [RESNET, VGG], start=True)
 
 
 @pytest.fixture
