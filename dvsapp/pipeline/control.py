@@ -128,9 +128,34 @@ class Pipeline:
             scales = {**self.settings.threshold_scale, layer: float(scale)}
             self._update(dataclasses.replace(self.settings, threshold_scale=scales))
 
-    def model_info(self) -> ModelInfo | None:
-        """The loaded model's layout (None until the worker has loaded it)."""
-        return self.mailbox.model_info()
+    def compare_model(
+        self,
+        checkpoint: str | os.PathLike[str] | None,
+        import_options: ImportOptions | None = None,
+    ) -> None:
+        """Compare mode: step a second model on the same events (lane 1), binned by its own
+        checkpoint; None ends compare mode. A failure leaves the main model running and shows
+        in ``stats().compare_error``."""
+        path = None if checkpoint is None else Path(checkpoint)
+        with self._lock:
+            new = dataclasses.replace(
+                self.settings, compare_checkpoint=path, compare_import_options=import_options
+            )
+            self._update(new, "compare")
+
+    def start_export(self, path: str | os.PathLike[str]) -> None:
+        """Write one row per model step from now on to ``path`` (Parquet); a path that cannot
+        be written fails at once (``stats().export_error``)."""
+        self._send("export", Path(path))
+
+    def stop_export(self) -> None:
+        """Close the open export (its file is complete and readable once this is done)."""
+        self._send("export", None)
+
+    def model_info(self, lane: int = 0) -> ModelInfo | None:
+        """The loaded model's layout (None until the worker has loaded it); ``lane=1``: the
+        compared model's (None when compare mode is off)."""
+        return self.mailbox.model_info(lane)
 
     def stats(self) -> PipelineStats:
         """The worker's latest stats (published every 50 ms and on every command)."""
@@ -156,11 +181,12 @@ class Pipeline:
 
 def _normalised(settings: PipelineSettings) -> PipelineSettings:
     """Paths as ``Path`` (a str for the same file must not look like a new recording)."""
-    rec, ckpt = settings.recording, settings.checkpoint
+    rec, ckpt, other = settings.recording, settings.checkpoint, settings.compare_checkpoint
     return dataclasses.replace(
         settings,
         recording=None if rec is None else Path(rec),
         checkpoint=None if ckpt is None else Path(ckpt),
+        compare_checkpoint=None if other is None else Path(other),
     )
 
 

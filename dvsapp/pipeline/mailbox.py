@@ -26,7 +26,7 @@ class Mailbox:
         self._lock = threading.Lock()
         self._frames: deque[StepFrame] = deque(maxlen=maxlen)
         self._latest: StepFrame | None = None
-        self._info: ModelInfo | None = None
+        self._info: dict[int, ModelInfo | None] = {}  # lane -> model info
         self._stats: PipelineStats | None = None
         self._dropped = 0
         self._pending = False
@@ -78,13 +78,14 @@ class Mailbox:
         return self._pending
 
     # -- model info and stats (latest value only) ---------------------------------------
-    def publish_info(self, info: ModelInfo | None) -> None:
-        """The worker's model layout changed (wakes the GUI)."""
-        self._info = info
+    def publish_info(self, info: ModelInfo | None, lane: int = 0) -> None:
+        """The layout of the worker's model on ``lane`` changed (wakes the GUI); lane 1 is
+        the compared model (None: compare mode is off)."""
+        self._info = {**self._info, lane: info}
         self._wake()
 
-    def model_info(self) -> ModelInfo | None:
-        return self._info
+    def model_info(self, lane: int = 0) -> ModelInfo | None:
+        return self._info.get(lane)
 
     def publish_stats(self, stats: PipelineStats, wake: bool = False) -> None:
         """Replace the latest stats; ``wake`` when the GUI should look now."""

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from dvsapp.snn.analysis.records import StepAnalysis
 from dvsapp.snn.graph.importer import ImportOptions
 from dvsapp.snn.health import HealthReport
 from dvsapp.snn.stepper import WindowResult
@@ -46,6 +47,16 @@ class PipelineSettings:
     accumulate_events: bool = False  # event view: accumulate over the window, not one bin
     #: (added) how to feed ``checkpoint`` when it is a NIR graph (None: ImportOptions()).
     import_options: ImportOptions | None = None
+    #: (added) compare mode: a second model stepped on the same events (lane 1), binned by
+    #: its own checkpoint; None: one model only. The demo never stands in for it.
+    compare_checkpoint: Path | None = None
+    compare_import_options: ImportOptions | None = None
+    #: (added) the in-depth probes (Vm histograms, channel rates, synaptic operations):
+    #: StepFrame.analysis is None when off, and they cost nothing then.
+    analysis: bool = True
+    #: (added) the spiking layer whose whole spike map each StepFrame carries
+    #: (StepFrame.spike_map, for per-channel rate maps); None: none.
+    channel_layer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,11 @@ class ModelInfo:
     #: ``bin_us`` / ``window_steps`` equal unless the settings changed them.
     trained_bin_us: int = 0
     trained_window_steps: int = 0
+    #: (added) which of the session's models this is: 0 the main one, 1 the compared one.
+    lane: int = 0
+    #: (added) the synaptic layers (conv / linear) whose operations StepAnalysis.synops
+    #: reports, in forward order.
+    synaptic_layers: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -122,6 +138,12 @@ class StepFrame:
     true_name: str | None = None  # (added) the label segment's name
     overhead_ms: float = 0.0  # (added) the pipeline's own work for this step, around the model
     recording_t_us: int | None = None  # (added) t_start_us on the recording's own clock
+    lane: int = 0  # (added) the model that stepped: ModelInfo.lane
+    #: (added) the in-depth probes of this step (None when PipelineSettings.analysis is off)
+    analysis: StepAnalysis | None = None
+    #: (added) uint8 [C, H, W] (or the layer's shape): the whole spike map of
+    #: PipelineSettings.channel_layer at this step; None when that is unset.
+    spike_map: np.ndarray | None = None
 
 
 @dataclass
@@ -158,3 +180,12 @@ class PipelineStats:
     #: (:func:`dvsapp.advisories.mismatch_warnings`), and why its sensor size is a guess.
     warnings: tuple[str, ...] = ()
     sensor_guess: str = ""
+    #: (added) compare mode: the second model's one-line load error ("" when none), and
+    #: how its binning differs from the main model's ("" when the same).
+    compare_error: str = ""
+    compare_note: str = ""
+    #: (added) the open export (Pipeline.start_export): its file, rows written so far, and
+    #: the one-line error that stopped it ("" when none).
+    export_path: Path | None = None
+    export_rows: int = 0
+    export_error: str = ""
