@@ -37,6 +37,9 @@ class ProbeSpec:
     spikes: bool = True
     vm: bool | Sequence[int] = False
     rate: bool = True
+    #: Keep the whole Vm map for :class:`dvsapp.snn.analysis.Analyzer`'s statistics (a
+    #: reference to the step's tensor: no copy, no kernel).
+    vm_stats: bool = False
 
 
 @dataclass
@@ -53,6 +56,9 @@ class ProbeRecord:
     rate: torch.Tensor | None = None
     #: With selected neurons: the flat indices recorded (those beyond the layer are skipped).
     vm_index: torch.Tensor | None = None
+    #: With ``ProbeSpec.vm_stats``: the whole Vm map ``[B, *shape]`` (as ``vm`` describes it),
+    #: which the analyzer reduces with every other layer's in a few batched kernels.
+    vm_stats: torch.Tensor | None = None
 
 
 class SpikingNeuron(nn.Module, ABC):
@@ -131,6 +137,8 @@ class SpikingNeuron(nn.Module, ABC):
             idx = self._vm_index(spec.vm, flat.shape[1], flat.device)
             rec.vm = flat.index_select(1, idx)
             rec.vm_index = idx
+        if spec.vm_stats:
+            rec.vm_stats = v_charged.detach()
         self.record = rec
 
 

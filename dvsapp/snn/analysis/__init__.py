@@ -3,6 +3,7 @@ the threshold, per-channel activity (dead and saturated channels), and NeuroBenc
 activation sparsity and synaptic operations. Qt-free; the records are in
 :mod:`dvsapp.snn.analysis.records`."""
 
+from dvsapp.snn.analysis.analyzer import Analyzer
 from dvsapp.snn.analysis.records import (
     ChannelStats,
     StepAnalysis,
@@ -11,4 +12,4 @@ from dvsapp.snn.analysis.records import (
     vm_edges,
 )
 
-__all__ = ["ChannelStats", "StepAnalysis", "SynapticLayer", "VmStats", "vm_edges"]
+__all__ = ["Analyzer", "ChannelStats", "StepAnalysis", "SynapticLayer", "VmStats", "vm_edges"]

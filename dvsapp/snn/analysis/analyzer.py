@@ -1,0 +1,425 @@
+"""The in-depth probes of a stepped model: Vm histograms, per-channel activity, and
+NeuroBench's synaptic operations and activation sparsity, measured at every step.
+
+:class:`Analyzer` rides on the layers' probes (``ProbeSpec.vm_stats``: a small summary each
+spiking layer computes on its device) and on hooks that keep a reference to each synaptic
+layer's input (nothing is computed in the hook). :meth:`Analyzer.collect` then reduces
+everything on the device and copies it to the host in one transfer.
+
+Synaptic operations follow ``neurobench.metrics.workload.SynapticOperations`` (2.3.0):
+
+* the synaptic layers are the convolutions and linear maps (``nn.Conv1d/2d/3d``,
+  ``nn.Linear``; here also a tdBN ResNet's folded conv unit and a graph model's ``Conv`` and
+  ``Affine`` nodes, whose tensors NeuroBench's hooks never see);
+* per call, an input whose values all lie in {-1, 0, 1} is spiking: its operations are
+  accumulates (AC), else multiply-accumulates (MAC);
+* the count is ``sum(binary_layer(binary_input))``: every (non-zero input, non-zero weight)
+  pair that meets in an output, the bias not counted; the dense count uses all-one inputs
+  and weights (so a convolution's zero padding costs nothing).
+
+Since the count is linear in the 0/1 input map, ``ops = <input != 0, fanout>`` where
+``fanout`` (the count each input position contributes: its non-zero synapses onto outputs
+inside the map) is found once per input shape, as the gradient of the binary layer's output
+sum. A step then costs one dot product per layer; an input that is the output of a spiking
+layer (0/1 by :class:`~dvsapp.snn.base.SpikingNeuron`'s contract) skips the binary test.
+
+Activation sparsity follows ``ActivationSparsity``: the share of zero outputs over every
+spiking layer's neurons (NeuroBench's activation layers of an SNN are its spiking neurons).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dvsapp.snn.analysis.records import (
+    SATURATED_RATE,
+    ChannelStats,
+    StepAnalysis,
+    SynapticLayer,
+    VmStats,
+)
+from dvsapp.snn.analysis.vm import NBINS, VmPlan
+from dvsapp.snn.base import ProbeSpec, SpikingModel, SpikingNeuron
+
+Apply = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+_MISSING = object()
+#: float32 holds every integer count below this exactly.
+_EXACT32 = 2**24
+
+
+@dataclass(eq=False)
+class _Synapse:
+    """One synaptic layer: how to apply its weight (no bias) and its latest input."""
+
+    name: str
+    module: nn.Module
+    entry: str  # "step": an instance wrapper around module.step; "call": a forward pre-hook
+    weight: Callable[[], torch.Tensor]
+    apply: Apply
+    x: torch.Tensor | None = None
+    key: tuple[Any, ...] | None = None
+    fanout: torch.Tensor | None = None  # [per-sample input numel]
+    dense: float = 0.0  # per sample
+    handle: Any = None
+    saved_step: Any = _MISSING
+
+    def hook(self, _module: nn.Module, args: tuple[Any, ...]) -> None:
+        self.x = args[0]
+
+
+def _conv_apply(conv: nn.Module) -> Apply:
+    return lambda x, w: conv._conv_forward(x, w, None)
+
+
+def _linear_apply(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    return F.linear(x, w)
+
+
+def find_synapses(model: SpikingModel) -> list[_Synapse]:
+    """The model's synaptic layers, in module order (graph models: execution order, named by
+    their graph node names)."""
+    from dvsapp.snn.graph.nodes import Affine, Conv
+    from dvsapp.snn.resnet import TdConvBN
+
+    graph_names: dict[int, str] = {}
+    order: dict[int, int] = {}
+    nodes = getattr(model, "nodes", None)
+    names = getattr(model, "_names", None)
+    if isinstance(nodes, nn.ModuleDict) and isinstance(names, dict):
+        graph_names = {id(m): names.get(k, k) for k, m in nodes.items()}
+        program = getattr(model, "_program", ())
+        order = {id(p[1]): i for i, p in enumerate(program)}
+    found: list[_Synapse] = []
+    inner: set[int] = set()
+    for name, m in model.named_modules():
+        if id(m) in inner:
+            continue
+        label = graph_names.get(id(m), name)
+        if isinstance(m, TdConvBN):
+            inner.add(id(m.conv))
+            conv = m.conv
+            found.append(_Synapse(label, m, "step", lambda c=conv: c.weight, _conv_apply(conv)))
+        elif isinstance(m, Conv):
+            found.append(
+                _Synapse(
+                    label,
+                    m,
+                    "step",
+                    lambda n=m: n.weight,
+                    lambda x, w, n=m: n._fn(x, w, None, *n._args),
+                )
+            )
+        elif isinstance(m, Affine):
+            found.append(_Synapse(label, m, "step", lambda n=m: n.weight, _linear_apply))
+        elif isinstance(m, nn.Linear):
+            found.append(_Synapse(label, m, "call", lambda n=m: n.weight, _linear_apply))
+        elif isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+            found.append(_Synapse(label, m, "call", lambda n=m: n.weight, _conv_apply(m)))
+    if order:
+        found.sort(key=lambda s: order.get(id(s.module), len(order)))
+    return found
+
+
+def fanout_map(
+    apply: Apply, weight: torch.Tensor, shape: tuple[int, ...]
+) -> tuple[torch.Tensor, float]:
+    """Per input position of one sample (shape ``shape``), the operations an input there
+    costs: its non-zero synapses onto the outputs (float64, flat); and the dense count
+    (all-one inputs and weights), as NeuroBench's ``single_layer_MACs`` counts them."""
+    with torch.inference_mode(False), torch.enable_grad():
+        w = weight.detach()
+        maps = []
+        for wb in (
+            (w != 0).to(torch.float64),
+            torch.ones(w.shape, dtype=torch.float64, device=w.device),
+        ):
+            x = torch.zeros((1, *shape), dtype=torch.float64, device=w.device, requires_grad=True)
+            apply(x, wb).sum().backward()
+            assert x.grad is not None
+            maps.append(x.grad.detach().reshape(-1))
+    return maps[0], float(maps[1].sum())
+
+
+class Analyzer:
+    """The in-depth probes of one model (module docstring).
+
+    ``shapes``: each spiking layer's per-sample map shape (by :meth:`spiking_layers` name).
+    Call :meth:`install` after the raster/Vm taps set their probes, :meth:`collect` right
+    after each model step, :meth:`reset` for a new stream and :meth:`remove` to restore the
+    probes and drop the hooks.
+    """
+
+    def __init__(
+        self,
+        model: SpikingModel,
+        shapes: Mapping[str, tuple[int, ...]],
+        device: torch.device,
+        vm_every: int = 1,
+    ) -> None:
+        self.model = model
+        #: Vm statistics every this many collected steps (1: every step); on the steps
+        #: between, ``StepAnalysis.vm`` is empty (the histograms are most of the cost).
+        self.vm_every = max(1, int(vm_every))
+        self._steps = 0
+        self._plan: VmPlan | None = None
+        self._plan_key: tuple[Any, ...] | None = None
+        self.device = torch.device(device)
+        self.layers: dict[str, SpikingNeuron] = model.spiking_layers()
+        self.shapes = {name: tuple(int(s) for s in shapes[name]) for name in self.layers}
+        self._synapses = find_synapses(model)
+        #: The synaptic layers (conv/linear), in forward order.
+        self.synaptic_layers: list[str] = [s.name for s in self._synapses]
+        self._conv = {n for n, s in self.shapes.items() if len(s) == 3}
+        self._numel = {n: math.prod(s) for n, s in self.shapes.items()}
+        self._saved_probes: dict[str, ProbeSpec | None] | None = None
+        self._acc: dict[str, np.ndarray] = {}
+        self._acc_steps = 0
+
+    # -- installation ----------------------------------------------------------------------
+    def install(self) -> None:
+        """Add Vm summaries (and spikes) to every spiking layer's probe; hook the synaptic
+        layers."""
+        if self._saved_probes is not None:
+            return
+        self._saved_probes = {n: layer.probe for n, layer in self.layers.items()}
+        for layer in self.layers.values():
+            spec = layer.probe
+            if spec is None:
+                layer.probe = ProbeSpec(spikes=True, vm=False, vm_stats=True)
+            else:
+                layer.probe = dataclasses.replace(spec, spikes=True, vm_stats=True)
+        for syn in self._synapses:
+            syn.x = None
+            if syn.entry == "call":
+                syn.handle = syn.module.register_forward_pre_hook(syn.hook)
+            else:
+                syn.saved_step = syn.module.__dict__.get("step", _MISSING)
+                inner = syn.module.step
+
+                def step(
+                    x: torch.Tensor, *args: Any, _syn: _Synapse = syn, _inner: Any = inner
+                ) -> Any:
+                    _syn.x = x
+                    return _inner(x, *args)
+
+                syn.module.__dict__["step"] = step
+        self.reset()
+
+    def remove(self) -> None:
+        """Drop the hooks and give every layer back the probe it had before :meth:`install`."""
+        if self._saved_probes is None:
+            return
+        for name, layer in self.layers.items():
+            layer.probe = self._saved_probes[name]
+            layer.record = None
+        self._saved_probes = None
+        for syn in self._synapses:
+            if syn.handle is not None:
+                syn.handle.remove()
+                syn.handle = None
+            if syn.entry == "step":
+                if syn.saved_step is _MISSING:
+                    syn.module.__dict__.pop("step", None)
+                else:
+                    syn.module.__dict__["step"] = syn.saved_step
+                syn.saved_step = _MISSING
+            syn.x = None
+
+    def reset(self) -> None:
+        """A new stream: forget the window's channel counts."""
+        self._acc = {}
+        self._acc_steps = 0
+        self._steps = 0
+
+    # -- per step --------------------------------------------------------------------------
+    def _fanout(self, syn: _Synapse, x: torch.Tensor) -> torch.Tensor:
+        w = syn.weight()
+        key = (tuple(x.shape[1:]), x.device, w.data_ptr(), w._version)
+        if syn.key != key:
+            fan, dense = fanout_map(syn.apply, w, key[0])
+            small = dense * x.shape[0] < _EXACT32
+            syn.fanout = fan.to(x.device, torch.float32 if small else torch.float64)
+            syn.dense, syn.key = dense, key
+        assert syn.fanout is not None
+        return syn.fanout
+
+    def collect(self, step_in_window: int) -> StepAnalysis:
+        """What the probes measured at the step just run; ``step_in_window`` (1-based) = 1
+        starts a new window for the channels' window rates."""
+        parts: list[torch.Tensor] = []
+        wide: list[torch.Tensor] = []  # float64 parts (counts beyond float32's exact range)
+        ch_at: list[tuple[str, int, int, bool]] = []
+        at = 0
+        spikes_of: set[int] = set()
+        batch = 1
+        vm_layers: list[tuple[str, SpikingNeuron]] = []
+        maps: list[torch.Tensor] = []
+        self._steps += 1
+        want_vm = (self._steps - 1) % self.vm_every == 0
+        for name, layer in self.layers.items():
+            rec = layer.record
+            if rec is None:
+                continue
+            if want_vm and rec.vm_stats is not None:
+                vm_layers.append((name, layer))
+                maps.append(rec.vm_stats)
+            sp = rec.spikes
+            if sp is not None:
+                batch = sp.shape[0]
+                per_channel = name in self._conv and sp.dim() == 4
+                sums = sp.sum((0, 2, 3)) if per_channel else sp.sum().reshape(1)
+                ch_at.append((name, at, sums.numel(), per_channel))
+                parts.append(sums)
+                at += sums.numel()
+            if layer.o is not None:
+                spikes_of.add(id(layer.o))
+        stats_at = at
+        counts_at = -1  # in host64 when < 0
+        if maps:
+            counts, stats = self._vm_plan(vm_layers, maps).reduce(maps)
+            parts.extend(stats)
+            at += 4 * len(stats)
+            if max(m.numel() for m in maps) < _EXACT32:
+                parts.append(counts.to(torch.float32))
+                counts_at = at
+                at += counts.numel()
+            else:
+                wide.append(counts.to(torch.float64))
+        syn_at: list[tuple[_Synapse, int, int, int]] = []  # synapse, batch, ops slot, flag slot
+        ops32: list[torch.Tensor] = []
+        ops64: list[torch.Tensor] = []
+        flags: list[torch.Tensor] = []
+        for syn in self._synapses:
+            x = syn.x
+            if x is None:
+                continue
+            syn.x = None
+            fan = self._fanout(syn, x)
+            b = x.shape[0]
+            if id(x) in spikes_of:  # a spiking layer's output: 0/1
+                nz, flag = x, -1
+            else:  # NeuroBench's test: every value in {-1, 0, 1}
+                a = x.detach().abs()
+                nz = a.sign()
+                flags.append(torch.dist(a, nz, 1))
+                flag = len(flags) - 1
+            flat = nz.reshape(b, -1)
+            if flat.dtype != fan.dtype:
+                flat = flat.to(fan.dtype)
+            ops = torch.dot(flat[0], fan) if b == 1 else torch.mv(flat, fan).sum()
+            if fan.dtype == torch.float64:
+                syn_at.append((syn, b, -1 - len(ops64), flag))
+                ops64.append(ops)
+            else:
+                syn_at.append((syn, b, len(ops32), flag))
+                ops32.append(ops)
+        ops_at = at
+        if ops32:
+            parts.append(torch.stack(ops32))
+            at += len(ops32)
+        flag_at = at
+        parts.extend(f.to(torch.float32).reshape(1) for f in flags)
+        at += len(flags)
+        host = torch.cat(parts).cpu().numpy().astype(np.float64) if parts else np.zeros(0)
+        host64 = np.zeros(0)
+        if ops64 or wide:
+            host64 = torch.cat([*wide, torch.stack(ops64)] if ops64 else wide).cpu().numpy()
+        out = self._unpack(step_in_window, batch, host, host64, ch_at, syn_at, ops_at, flag_at)
+        if maps:
+            n = len(vm_layers) * 2 * NBINS
+            counts_host = host[counts_at : counts_at + n] if counts_at >= 0 else host64[:n]
+            counts_host = counts_host.reshape(len(vm_layers), 2, NBINS)
+            for i, (name, layer) in enumerate(vm_layers):
+                st = host[stats_at + 4 * i : stats_at + 4 * i + 4]
+                out.vm[name] = _vm_stats(counts_host[i], st, layer.effective_threshold)
+        return out
+
+    def _vm_plan(self, layers: list[tuple[str, SpikingNeuron]], maps: list[torch.Tensor]) -> VmPlan:
+        key = (
+            tuple(
+                (n, m.numel(), lay.threshold, lay.effective_threshold)
+                for (n, lay), m in zip(layers, maps, strict=True)
+            ),
+            maps[0].device,
+            maps[0].dtype,
+        )
+        if self._plan_key != key:
+            self._plan = VmPlan(
+                [m.numel() for m in maps],
+                [lay.threshold for _, lay in layers],
+                [lay.effective_threshold for _, lay in layers],
+                maps[0],
+            )
+            self._plan_key = key
+        assert self._plan is not None
+        return self._plan
+
+    def _unpack(
+        self,
+        step_in_window: int,
+        batch: int,
+        host: np.ndarray,
+        host64: np.ndarray,
+        ch_at: list[tuple[str, int, int, bool]],
+        syn_at: list[tuple[_Synapse, int, int, int]],
+        ops_at: int,
+        flag_at: int,
+    ) -> StepAnalysis:
+        out = StepAnalysis()
+        if step_in_window <= 1 or step_in_window <= self._acc_steps:
+            self._acc = {}
+        self._acc_steps = step_in_window
+        fired = neurons = 0.0
+        for name, i, n, per_channel in ch_at:
+            sums = host[i : i + n]
+            fired += float(sums.sum())
+            neurons += self._numel[name] * batch
+            if not per_channel:
+                continue
+            plane = self._numel[name] // n * batch
+            acc = self._acc.get(name)
+            acc = sums.copy() if acc is None else acc + sums
+            self._acc[name] = acc
+            window = acc / (plane * max(step_in_window, 1))
+            out.channels[name] = ChannelStats(
+                rates=(sums / plane).astype(np.float32),
+                window_rates=window.astype(np.float32),
+                silent=int(np.count_nonzero(acc == 0)),
+                saturated=int(np.count_nonzero(window >= SATURATED_RATE)),
+            )
+        if neurons:
+            out.sparsity = (neurons - fired) / neurons
+        for syn, b, slot, flag in syn_at:
+            ops = float(host64[-1 - slot] if slot < 0 else host[ops_at + slot])
+            spiking = flag < 0 or host[flag_at + flag] == 0.0  # a NaN distance is not 0
+            out.synops[syn.name] = SynapticLayer(ops, "AC" if spiking else "MAC", syn.dense * b)
+        return out
+
+
+def _vm_stats(counts2: np.ndarray, st: np.ndarray, threshold_now: float) -> VmStats:
+    """A :class:`VmStats` from one layer's ``[2, NBINS]`` counts (far, near) and its
+    ``[sum, sum of squares, min, max]``."""
+    counts = counts2.sum(0).astype(np.int64)
+    n = int(counts.sum())
+    total, squares, lo, hi = (float(v) for v in st)
+    mean = total / n if n else math.nan
+    var = squares / n - mean * mean if n else math.nan
+    return VmStats(
+        counts=counts,
+        neurons=n,
+        threshold_now=float(threshold_now),
+        near=float(counts2[1].sum()) / n if n else math.nan,
+        mean=mean,
+        std=math.sqrt(max(var, 0.0)) if n else math.nan,
+        min=lo,
+        max=hi,
+    )

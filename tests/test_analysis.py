@@ -1,0 +1,295 @@
+"""The in-depth probes (dvsapp.snn.analysis.Analyzer) against independent references: Vm
+histograms against numpy.histogram of the recorded Vm maps, channel activity against the
+recorded spike maps, synaptic operations and activation sparsity against the neurobench
+package (its metrics on the snnTorch original of the NeuroBench DVS Gesture network; its
+per-layer counter on our tdBN ResNet, whose folded convolutions its hooks cannot see), and a
+model stepping bit for bit as before once the probes are removed."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dvsapp.snn.analysis import Analyzer, vm_edges
+from dvsapp.snn.analysis.records import NEAR_FRACTION
+from dvsapp.snn.base import ProbeSpec, SpikingModel
+from dvsapp.snn.registry import build_model, default_config
+
+torch.set_num_threads(1)
+
+
+def _model(**overrides) -> SpikingModel:
+    torch.manual_seed(0)
+    model = build_model(default_config("resnet_small", input_size=(32, 32), **overrides))
+    return model.eval()
+
+
+def _shapes(model: SpikingModel, frame: torch.Tensor) -> dict[str, tuple[int, ...]]:
+    """Each spiking layer's per-sample map shape, from one probed step."""
+    saved = {n: lay.probe for n, lay in model.spiking_layers().items()}
+    model.set_probes(ProbeSpec(spikes=True, vm=False, rate=False))
+    with torch.inference_mode():
+        model.step(frame)
+    shapes = {n: tuple(lay.record.spikes.shape[1:]) for n, lay in model.spiking_layers().items()}
+    for n, lay in model.spiking_layers().items():
+        lay.probe = saved[n]
+    model.reset()
+    return shapes
+
+
+def _frames(n: int, shape: tuple[int, ...], rate: float = 0.3, seed: int = 0) -> torch.Tensor:
+    """Poisson event counts (up to a few per pixel: not binary)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.poisson(torch.full((n, 1, *shape), rate), generator=g)
+
+
+def test_vm_histograms_match_numpy_and_follow_the_threshold_scale():
+    model = _model()
+    x = _frames(4, (2, 32, 32), rate=0.5)
+    model.set_probes(ProbeSpec(spikes=True, vm=True))
+    an = Analyzer(model, _shapes(model, x[0]), torch.device("cpu"))
+    an.install()
+    layers = model.spiking_layers()
+    layers["layer1.0.lif1"].threshold_scale = 0.5
+    with torch.inference_mode():
+        for t, x_t in enumerate(x, start=1):
+            model.step(x_t)
+            res = an.collect(t)
+            assert set(res.vm) == set(layers)
+            for name, layer in layers.items():
+                st = res.vm[name]
+                vm = layer.record.vm.double().numpy().reshape(-1)
+                edges = vm_edges(layer.threshold)
+                ref, _ = np.histogram(vm, bins=np.concatenate(([-np.inf], edges, [np.inf])))
+                assert st.counts.sum() == st.neurons == vm.size
+                # float rounding may differ only for a Vm within ~1e-15 of an edge (a tie)
+                ties = int((np.abs(vm[:, None] - edges[None, :]) <= 1e-12).any(1).sum())
+                assert np.abs(st.counts - ref).sum() <= 2 * ties, name
+                now = layer.threshold * layer.threshold_scale
+                assert st.threshold_now == pytest.approx(now)
+                near = np.abs(vm - now) <= NEAR_FRACTION * abs(now)
+                assert st.near == pytest.approx(near.mean(), abs=1.5 / vm.size)
+                assert st.mean == pytest.approx(vm.mean(), abs=1e-6)
+                assert st.std == pytest.approx(vm.std(), abs=1e-5)
+                assert (st.min, st.max) == (vm.min(), vm.max())
+    assert res.vm["layer1.0.lif1"].threshold_now == pytest.approx(0.5 * 0.2)
+    assert res.vm["lif1"].threshold_now == pytest.approx(0.2)
+    assert res.vm["lif1"].near > 0  # the data exercises the near count
+
+
+def test_silent_and_saturated_channels_match_the_spike_maps():
+    model = _model(norm="none")
+    with torch.no_grad():  # dead channels: no weights into them (and no bias without norm)
+        model.conv1.conv.weight[:5] = 0
+    x = _frames(12, (2, 32, 32), rate=0.8, seed=1)
+    model.set_probes(ProbeSpec(spikes=True))
+    an = Analyzer(model, _shapes(model, x[0]), torch.device("cpu"))
+    an.install()
+    window = 5
+    maps: dict[str, list[np.ndarray]] = {}
+    with torch.inference_mode():
+        for i, x_t in enumerate(x):
+            step = i % window + 1
+            if step == 1:
+                maps = {}
+            model.step(x_t)
+            res = an.collect(step)
+            for name, layer in model.spiking_layers().items():
+                if layer.record.spikes.dim() != 4:
+                    assert name not in res.channels
+                    continue
+                maps.setdefault(name, []).append(layer.record.spikes[0].numpy())
+                stack = np.stack(maps[name])  # [t, C, H, W]
+                now = stack[-1].mean((1, 2))
+                rates = stack.mean((0, 2, 3))
+                ch = res.channels[name]
+                np.testing.assert_allclose(ch.rates, now, atol=1e-6)
+                np.testing.assert_allclose(ch.window_rates, rates, atol=1e-6)
+                assert ch.silent == int((stack.sum((0, 2, 3)) == 0).sum()), name
+                assert ch.saturated == int((rates >= 0.9).sum())
+            assert res.channels["lif1"].silent >= 5
+
+
+def test_synaptic_operations_and_sparsity_of_our_resnet_equal_neurobench_per_layer():
+    """NeuroBench's hooks cannot count this model's convolutions (the tdBN ResNet runs its
+    conv units' folded weights through ``F.conv2d``, never calling the ``nn.Conv2d``
+    modules its hooks sit on), so the reference is NeuroBench's own per-layer counter,
+    ``single_layer_MACs``, on each layer's actual input of the step (the frame, a spiking
+    layer's map, or the pooled map for ``fc_hidden``). Activation sparsity: NeuroBench's
+    ``ActivationSparsity`` with our neuron class added as an activation module, over
+    ``model.forward`` on the same frames."""
+    pytest.importorskip("neurobench")
+    pytest.importorskip("snntorch")  # neurobench.models imports it
+    from neurobench.metrics.utils.layers import single_layer_MACs
+    from neurobench.metrics.workload import ActivationSparsity
+    from neurobench.models import TorchModel
+
+    from dvsapp.snn.base import SpikingNeuron
+    from dvsapp.snn.checkpoint import load_checkpoint
+
+    models = Path(__file__).resolve().parents[1] / "models"
+    model = load_checkpoint(models / "resnet_small_synth.safetensors").model.eval()
+    with torch.no_grad():
+        model.layer1[0].conv1.conv.weight[:, :, 0, 0] = 0  # zero weights cost nothing
+    x = _frames(5, (2, 64, 64), rate=0.6, seed=2)
+    x[2] = (x[2] > 0).float()  # a binary frame: the stem's operations are ACs then
+    model.set_probes(ProbeSpec(spikes=True))
+    an = Analyzer(model, _shapes(model, x[0]), torch.device("cpu"))
+    an.install()
+    assert an.synaptic_layers[:3] == ["conv1", "layer1.0.conv1", "layer1.0.conv2"]
+    sources = {  # each synaptic layer's input: the frame or a spiking layer's output
+        "conv1": None,
+        "layer1.0.conv1": "lif1",
+        "layer1.0.conv2": "layer1.0.lif1",
+        "layer2.0.conv1": "layer1.0.lif2",
+        "layer2.0.downsample": "layer1.0.lif2",
+        "layer2.0.conv2": "layer2.0.lif1",
+        "layer3.0.conv1": "layer2.0.lif2",
+        "layer3.0.downsample": "layer2.0.lif2",
+        "layer3.0.conv2": "layer3.0.lif1",
+        "fc_hidden": "layer3.0.lif2",
+        "fc": "lif_hidden",
+    }
+    assert sorted(an.synaptic_layers) == sorted(sources)
+    modules = dict(model.named_modules())
+    kinds = set()
+    sparsity = []
+    with torch.inference_mode():
+        for t, x_t in enumerate(x, start=1):
+            model.step(x_t)
+            res = an.collect(t)
+            sparsity.append(res.sparsity)
+            for name, src in sources.items():
+                inp = x_t if src is None else model.spiking_layers()[src].record.spikes
+                if name == "fc_hidden":
+                    inp = inp.mean(dim=(-2, -1))
+                layer = modules[name]
+                layer = getattr(layer, "conv", layer)  # the conv of a conv unit
+                ops, spiking = single_layer_MACs(inp.clone(), layer)
+                dense, _ = single_layer_MACs(inp.clone(), layer, total=True)
+                got = res.synops[name]
+                assert (got.ops, got.kind, got.dense) == (ops, "AC" if spiking else "MAC", dense)
+                kinds.add((name, got.kind))
+    assert ("conv1", "AC") in kinds and ("conv1", "MAC") in kinds and ("fc_hidden", "MAC") in kinds
+    an.remove()
+    nb = TorchModel(model)
+    nb.add_activation_module(SpikingNeuron)
+    nb.register_hooks()
+    with torch.no_grad():
+        preds = nb(x)
+    ref = ActivationSparsity()(nb, preds, (x, None))
+    nb.cleanup_hooks()
+    assert np.mean(sparsity) == pytest.approx(ref, abs=1e-9)
+
+
+def _their_gesture_net(shared_models_dir: Path) -> torch.nn.Module:
+    folder = shared_models_dir / "snntorch_dvs_gesture"
+    spec = importlib.util.spec_from_file_location("neurobench_snn", folder / "snn.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    net = module.Net()
+    weights = folder / "dvs_gesture_snn"
+    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return net.eval()
+
+
+def test_neurobench_gesture_network_synops_and_sparsity_equal_neurobench(shared_models_dir):
+    """NeuroBench's SynapticOperations and ActivationSparsity on the snnTorch original of its
+    DVS Gesture network, against ours on the shipped import stepped over the same frames:
+    totals, and per layer against NeuroBench's hooks' inputs."""
+    pytest.importorskip("neurobench")
+    pytest.importorskip("snntorch")
+    from neurobench.metrics.utils.layers import single_layer_MACs
+    from neurobench.metrics.workload import ActivationSparsity, SynapticOperations
+    from neurobench.models import SNNTorchModel
+
+    from dvsapp.snn.checkpoint import load_checkpoint
+
+    models = Path(__file__).resolve().parents[1] / "models"
+    ours = load_checkpoint(models / "snntorch_dvs_gesture.safetensors").model.eval()
+    T = 12
+    x = _frames(T, (2, 32, 32), rate=0.5, seed=3)
+    x[4] = (x[4] > 0).float()
+    nb = SNNTorchModel(_their_gesture_net(shared_models_dir))
+    nb.register_hooks()
+    data = x.transpose(0, 1)  # NeuroBench's [batch, time, ...]
+    with torch.no_grad():
+        preds = nb(data)
+    syn = SynapticOperations()
+    per_layer = [  # NeuroBench's counter on what its hooks saw, before its metric runs
+        [single_layer_MACs(inp[0].clone(), hook.layer) for inp in hook.inputs]
+        for hook in nb.connection_hooks
+    ]
+    ref_ops = syn(nb, preds, (data, None))
+    ref_sparsity = ActivationSparsity()(nb, preds, (data, None))
+    nb.cleanup_hooks()
+
+    ours.set_probes(None)
+    an = Analyzer(ours, _shapes(ours, x[0]), torch.device("cpu"))
+    an.install()
+    assert an.synaptic_layers == ["conv1", "conv2", "conv3", "linear1"]
+    totals = {"AC": 0.0, "MAC": 0.0}
+    dense = 0.0
+    sparsity = []
+    ours.reset()
+    with torch.inference_mode():
+        for t, x_t in enumerate(x):
+            ours.step(x_t)
+            res = an.collect(t + 1)
+            for kind, ops in res.total_ops.items():
+                totals[kind] += ops
+            dense += sum(s.dense for s in res.synops.values())
+            sparsity.append(res.sparsity)
+            for name, counts in zip(an.synaptic_layers, per_layer, strict=True):
+                ops, spiking = counts[t]
+                assert (res.synops[name].ops, res.synops[name].kind) == (
+                    ops,
+                    "AC" if spiking else "MAC",
+                ), (t, name)
+    assert totals["AC"] == ref_ops["Effective_ACs"] > 0
+    assert totals["MAC"] == ref_ops["Effective_MACs"] > 0
+    assert dense == ref_ops["Dense"]
+    assert np.mean(sparsity) == pytest.approx(ref_sparsity, abs=1e-9)
+
+
+def test_remove_restores_the_model_bit_for_bit():
+    x = _frames(6, (2, 32, 32), rate=0.5, seed=4)
+    plain, probed = _model(), _model()
+    tap = {n: ProbeSpec(spikes=True, vm=[0, 5]) for n in probed.spiking_layers()}
+    tap["lif_hidden"] = None
+    for n, lay in probed.spiking_layers().items():
+        lay.probe = tap[n]
+    an = Analyzer(probed, _shapes(probed, x[0]), torch.device("cpu"))
+    an.install()
+    assert all(lay.probe.vm_stats for lay in probed.spiking_layers().values())
+    with torch.inference_mode():
+        for t, x_t in enumerate(x[:3], start=1):
+            assert torch.equal(probed.step(x_t), plain.step(x_t))
+            an.collect(t)
+    an.remove()
+    for n, lay in probed.spiking_layers().items():
+        assert lay.probe is tap[n]
+    for m in probed.modules():
+        assert not m._forward_pre_hooks and "step" not in m.__dict__
+    with torch.inference_mode():
+        for x_t in x[3:]:
+            assert torch.equal(probed.step(x_t), plain.step(x_t))
+            rec = probed.spiking_layers()["lif1"].record
+            assert rec.vm_stats is None and rec.vm.shape == (1, 2)
+
+
+def test_vm_every_skips_the_histograms_between():
+    model = _model()
+    x = _frames(5, (2, 32, 32), seed=5)
+    an = Analyzer(model, _shapes(model, x[0]), torch.device("cpu"), vm_every=2)
+    an.install()
+    got = []
+    with torch.inference_mode():
+        for t, x_t in enumerate(x, start=1):
+            model.step(x_t)
+            got.append(bool(an.collect(t).vm))
+    assert got == [True, False, True, False, True]
