@@ -131,8 +131,13 @@ def test_vm_histogram_bars_follow_log_counts_and_the_marker_follows_the_threshol
     counts = np.zeros(VM_BINS + 2)
     counts[10], counts[40], counts[0], counts[-1] = 1000, 10, 100, 100
     panel.push(0, make_frame(0, StepAnalysis(vm={"fc1.lif": vm_stats(counts)})))
+    assert panel.curve.yData is None  # push only stores; render draws
+    other = make_frame(0, StepAnalysis(vm={"fc1.lif": vm_stats(counts * 0 + 1)}))
+    other.lane = 1
+    panel.push(0, other)  # the compared model's step: not this panel's
     panel.render(0)
     qtbot.wait(20)
+    assert panel.stats is not None and panel.stats.counts[10] == 1000
     rgb = grab(panel)
     vb = panel.hist.vb
 
@@ -315,6 +320,12 @@ def test_channel_clicks_emit_the_channel_and_the_maps_reset_each_window(qtbot) -
     with qtbot.waitSignal(panel.channel_clicked, timeout=2000) as sig:
         qtbot.mouseClick(view, Qt.MouseButton.LeftButton, pos=pos)
     assert sig.args == ["conv2.lif", 9]
+    panel.render(4)
+    qtbot.wait(20)
+    r = panel.tile_rect(9)
+    ring = to_panel(panel, panel.grid_vb, r.x() + 0.5, r.center().y())
+    assert grab(panel)[ring.y(), ring.x()].tolist() == list(theme.hex_rgb(ch_mod.PICKED_COLOUR))
+    panel.grab().save("/tmp/panel_channels_picked.png")
     # in the grid's box but outside the tiles: nothing
     corner = panel.grid_vb.viewRect().topLeft() + QPointF(0.05, 0.05)
     assert min(corner.x(), corner.y()) < 0

@@ -317,8 +317,9 @@ class ChannelPanel(Panel):
         self.stats = stats
         self._last_seq = seq
 
-    def rings(self) -> np.ndarray:
-        """Each channel's ring code now (silent, saturated, ok; the picked one white)."""
+    def rings(self, picked: bool = True) -> np.ndarray:
+        """Each channel's ring code now: silent, saturated or ok (the picked one white
+        when ``picked``)."""
         c = self.shape[0]
         if self.stats is not None and not self.probes_off:
             out = channel_status(self.stats.window_rates)
@@ -327,7 +328,7 @@ class ChannelPanel(Panel):
             out = channel_status(per)
         else:
             out = np.full(c, RING_OK, np.uint8)
-        if self.picked is not None:
+        if picked and self.picked is not None:
             out[self.picked] = RING_PICKED
         return out
 
@@ -375,8 +376,8 @@ class ChannelPanel(Panel):
             self.grid_image.clear()
             self.grid_note.setText("")
             return
-        rings = self.rings()
-        strip = np.where(rings == RING_OK, EMPTY, rings).astype(np.uint8)[:, None]
+        status = self.rings(picked=False)
+        strip = np.where(status == RING_OK, EMPTY, status).astype(np.uint8)[:, None]
         show_codes(self.strip, strip, self._lut, QRectF(X_RANGE[1], 0, STRIP, c))
         if self._acc is not None and self._acc_steps:
             codes = rate_codes(self._acc / float(self._acc_steps))
@@ -384,7 +385,7 @@ class ChannelPanel(Panel):
         else:
             codes = np.zeros(self.shape, np.uint8)
             self.grid_note.setText("no spike maps" if self.layer else "")
-        img = tile_grid(codes, rings, self.cols)
+        img = tile_grid(codes, self.rings(), self.cols)
         show_codes(self.grid_image, img, self._lut, QRectF(0, 0, img.shape[1], img.shape[0]))
 
     # -- clicks ----------------------------------------------------------------------------

@@ -229,12 +229,7 @@ class SynopsPanel(Panel):
         if self._dirty:
             self._dirty = False
             self._bars_owed = True
-            hist = self._ring.view()[0]
-            self.total_curve.setData(X_STEPS, hist, connect="finite")
-            last = float(hist[-1])
-            self.hist_plot.getAxis("right").setTicks(
-                [[(last, f"Σ {si(10.0**last)}")] if np.isfinite(last) else []]
-            )
+            self.total_curve.setData(X_STEPS, self._ring.view()[0], connect="finite")
         now = time.monotonic()
         if not self._bars_owed or now - self._text_at < self.text_period_s:
             return
@@ -243,6 +238,10 @@ class SynopsPanel(Panel):
         self._render_bars()
 
     def _render_bars(self) -> None:
+        last = float(self._ring.latest()[0])
+        self.hist_plot.getAxis("right").setTicks(
+            [[(last, f"Σ {si(10.0**last)}")] if np.isfinite(last) else []]
+        )
         if self.info is not None and not self.layers:
             self.message.setText("no synaptic layers")
         elif self.analysis is None:

@@ -156,6 +156,7 @@ class VmHistogramPanel(Panel):
         self._ring = ColumnRing(VM_BINS + 2, HISTORY, np.uint8)
         self._thresholds = ColumnRing(1, HISTORY, np.float32, np.nan)
         self._neurons = 0
+        self._top = 0.0
         self._last_seq = -1
         self._dirty = False
         self._text_owed = False
@@ -194,6 +195,7 @@ class VmHistogramPanel(Panel):
 
     @property
     def bin_width(self) -> float:
+        """Width of one inner bin (Vm)."""
         return float(self.edges[1] - self.edges[0])
 
     def end_centres(self) -> tuple[float, float]:
@@ -227,10 +229,16 @@ class VmHistogramPanel(Panel):
         self.heat.getAxis("left").setTicks([[(k * theta, f"{k * theta:.3g}") for k in (-2, 0, 2)]])
         self.heat_edges[0].setPos(float(e[0]))
         self.heat_edges[1].setPos(float(e[-1]))
+        self._top = 0.0
         self._set_count_range(10)
 
     def _set_count_range(self, neurons: int) -> None:
-        top = max(math.log10(max(neurons, 10)), 1.0)
+        """The count axis from 1 to ``neurons``, rounded up to a quarter decade (so a count
+        that changes a little does not move the axis)."""
+        top = math.ceil(4 * max(math.log10(max(neurons, 10)), 1.0)) / 4
+        if top == self._top:
+            return
+        self._top = top
         self.hist.setYRange(BASE, top + 0.15, padding=0)
         exps = list(range(0, math.floor(top + 1e-9) + 1))
         if len(exps) > 4:
