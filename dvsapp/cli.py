@@ -83,7 +83,7 @@ def _cmd_convert(args: argparse.Namespace) -> int:
 
 
 def _cmd_play(args: argparse.Namespace) -> int:
-    from dvsapp.headless import play
+    from dvsapp.session.play import play
 
     if args.source is not None:
         if args.path is not None:
@@ -202,10 +202,12 @@ def _add_import_flags(p: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def _open_model(args: argparse.Namespace, device: str = "cpu") -> Checkpoint:
+def _open_model(
+    args: argparse.Namespace, device: str = "cpu", path: str | None = None
+) -> Checkpoint:
     from dvsapp.snn.graph.importer import open_model
 
-    return open_model(args.model, device, _import_options(args))
+    return open_model(args.model if path is None else path, device, _import_options(args))
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
@@ -238,7 +240,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     import torch
 
-    from dvsapp.runner import run
+    from dvsapp.session.run import run
     from dvsapp.snn.stepper import resolve_device
 
     torch.set_num_threads(args.threads if args.threads is not None else default_threads())
@@ -250,9 +252,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"--window takes a number of steps or 'file', got {window!r}"
             ) from None
+    device = str(resolve_device(args.device))
+    if args.export is not None:
+        from dvsapp.session.export import check_export_path
+
+        check_export_path(args.export)  # before any model loads: fail at once
     return run(
         args.path,
-        _open_model(args, str(resolve_device(args.device))),
+        [_open_model(args, device, path) for path in args.model],
         device=args.device,
         window=window,
         speed=args.speed,
@@ -264,6 +271,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         json_lines=args.json,
         rates=_health(args) if args.rates else None,
         fmt=args.format,
+        export=args.export,
     )
 
 
@@ -456,7 +464,18 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="stream recordings through an SNN checkpoint (no GUI)")
     run.add_argument("path", nargs="+", help="recordings, or folders of recordings")
     run.add_argument(
-        "--model", required=True, help="a dvsapp .safetensors checkpoint or a .nir graph"
+        "--model",
+        required=True,
+        action="append",
+        help="a dvsapp .safetensors checkpoint or a .nir graph; repeat it to run several models "
+        "on the same events (each binned by its own checkpoint)",
+    )
+    run.add_argument(
+        "--export",
+        default=None,
+        metavar="OUT.parquet",
+        help="also write one row per step and model (Parquet, readable with pandas); the path "
+        "is checked before the run starts",
     )
     run.add_argument(
         "--format", default=None, metavar="NAME", help="force the recordings' format (e.g. nmnist)"

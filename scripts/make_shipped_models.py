@@ -110,9 +110,8 @@ def heldout_results(checkpoint: Path, recordings: list[Path]) -> dict[str, Any]:
 def layer_rates(checkpoint: Path, recording: Path) -> dict[str, float]:
     """Mean firing rate per spiking layer over every window of ``recording`` (CPU), as the
     app's stepper measures them."""
-    from dvsapp.binning import bin_events
+    from dvsapp.binning import bin_events, binning_for_recording
     from dvsapp.events.detect import open_reader
-    from dvsapp.runner import binning_for_recording
     from dvsapp.snn.checkpoint import load_checkpoint
     from dvsapp.snn.stepper import Stepper
 

@@ -3,7 +3,7 @@ samples: ``dvsapp run`` against sinabs reading the same file, on frames tonic ma
 
     python scripts/nir_nmnist_accuracy.py [--samples ../shared/samples/nmnist/Train] [--limit N]
 
-dvsapp: every sample through ``dvsapp.runner.run`` (our .bin reader and binner, 1 ms bins,
+dvsapp: every sample through ``dvsapp.session.run.run`` (our .bin reader and binner, 1 ms bins,
 one window per sample, class = most output spikes), with NIR's IF (reset to v_reset) and with
 ``--reset subtract``. sinabs: ``sinabs.from_nir`` on ``tonic.io.read_mnist_file`` +
 ``tonic.transforms.ToFrame(sensor_size=(34, 34, 2), time_window=1000)`` frames, as sinabs
@@ -27,7 +27,7 @@ SAMPLES = ROOT.parent / "shared" / "samples" / "nmnist" / "Train"
 
 
 def ours(files: list[Path], reset: str | None) -> tuple[float, float]:
-    from dvsapp.runner import run
+    from dvsapp.session.run import run
     from dvsapp.snn.graph.importer import ImportOptions, import_nir
 
     opts = ImportOptions(classes="nmnist", bin_us=1000, time_steps=300, reset=reset)

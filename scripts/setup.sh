@@ -23,8 +23,9 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
 fi
 echo "setup: installing dvsapp and its dependencies" >&2
 "${PIP[@]}" install -e ".[dev,gui,camera,train]"
-# Peers for the benchmarks, without their dependencies (they ask for torchvision/torchaudio).
-"${PIP[@]}" install --no-deps "spikingjelly==2.0.0" "loguru>=0.7,<1"
+# Peers for the benchmarks and tests, without their dependencies (they ask for torchvision /
+# torchaudio: a second torch). NeuroBench's metrics need nothing beyond what is installed.
+"${PIP[@]}" install --no-deps "spikingjelly==2.0.0" "loguru>=0.7,<1" "neurobench==2.3.0"
 "$VENV/bin/python" - <<'PYCHECK'
 import importlib.metadata as md
 torches = [d.metadata["Name"] for d in md.distributions() if d.metadata["Name"].lower().startswith(("torch", "nvidia-"))]

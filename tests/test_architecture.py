@@ -10,8 +10,10 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parents[1] / "dvsapp"
 QT_MODULES = ("PySide6", "PyQt5", "PyQt6", "shiboken6", "pyqtgraph", "qtpy")
 #: Core packages (and the training / synthetic-data layers) that must not reach up into the app.
-CORE = ("events", "binning", "snn", "synth", "train")
-UPPER = ("dvsapp.gui", "dvsapp.pipeline", "dvsapp.cli", "dvsapp.headless")
+#: The session (one source, one or more models: what `run`, `play` and the app's worker drive)
+#: is core too: it never reaches up into the worker, the GUI or the CLI.
+CORE = ("events", "binning", "snn", "synth", "train", "session")
+UPPER = ("dvsapp.gui", "dvsapp.pipeline", "dvsapp.cli")
 
 
 def _imports(path: Path) -> list[str]:

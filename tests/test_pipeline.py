@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from toy_snn import single_thread, small_real_model
 
-from dvsapp.binning import BinningConfig, bin_events
+from dvsapp.binning import BinningConfig, bin_events, binning_for_recording
 from dvsapp.events.sources import EventSource, SourceState, SourceStatus
 from dvsapp.events.types import DVS_GESTURE_CLASSES, LabelSegment, make_events
 from dvsapp.events.writers import write_npz
@@ -35,7 +35,8 @@ from dvsapp.pipeline import (
     control,
 )
 from dvsapp.pipeline.control import THREAD_NAME
-from dvsapp.runner import binning_for_recording, build_exits, segment_at
+from dvsapp.session.labels import segment_at
+from dvsapp.session.loading import build_exits
 from dvsapp.snn.base import ProbeSpec
 from dvsapp.snn.checkpoint import inspect_checkpoint, load_checkpoint, save_checkpoint
 from dvsapp.snn.stepper import Stepper

@@ -29,7 +29,7 @@ Where tonic is odd, and what this module does:
   or the open bin) are counted in the open bin. Only ``overlap=0`` exists here.
 """
 
-from dvsapp.binning.config import BinningConfig
+from dvsapp.binning.config import BinningConfig, binning_for_recording
 from dvsapp.binning.denoise import Denoiser, denoise_events
 from dvsapp.binning.streaming import DEFAULT_MAX_EMPTY_FRAMES, Frames, StreamingBinner, bin_events
 
@@ -40,5 +40,6 @@ __all__ = [
     "Frames",
     "StreamingBinner",
     "bin_events",
+    "binning_for_recording",
     "denoise_events",
 ]

@@ -9,7 +9,9 @@ comes first, at the sensor resolution (:mod:`dvsapp.binning.denoise`).
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
+import os
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
@@ -165,3 +167,28 @@ class BinningConfig:
         if "sensor_size" not in data:
             raise ConfigError("binning: config lacks sensor_size")
         return cls(**data)
+
+
+def binning_for_recording(
+    trained: BinningConfig, sensor: tuple[int, int, int], path: str | os.PathLike[str]
+) -> BinningConfig:
+    """A checkpoint's binning, re-based on a recording's sensor when that differs (the frames
+    are then downsampled to the model's input size, as tonic's Downsample). A recording smaller
+    than the model's input, or with one polarity for a model that takes ON and OFF as two
+    channels, is refused with a one-line :class:`ConfigError`."""
+    w, h, polarities = sensor
+    if trained.channels == 2 and polarities < 2:
+        raise ConfigError(
+            f"{os.fspath(path)}: the recording has {polarities} polarity channel but the model "
+            "takes OFF and ON events as 2 channels"
+        )
+    if (w, h) == trained.sensor_size:
+        return trained
+    assert trained.input_size is not None
+    iw, ih = trained.input_size
+    if iw > w or ih > h:
+        raise ConfigError(
+            f"{os.fspath(path)}: the recording's {w}x{h} sensor is smaller than the model's "
+            f"{iw}x{ih} input (binning can only downsample)"
+        )
+    return dataclasses.replace(trained, sensor_size=(w, h))

@@ -1,5 +1,8 @@
-"""The worker thread: owns the source, the binners and the stepper, applies commands between
-steps, and publishes one StepFrame per model step (plus stats) to the mailbox.
+"""The worker thread: owns the source and a :class:`~dvsapp.session.core.Session` (the
+binners and steppers of the main model and, in compare mode, a second model on the same
+events), applies commands between steps, paces the replay, and publishes one StepFrame per
+model step (plus stats) to the mailbox. The stepping itself is the session's, the same code
+``dvsapp run`` drives.
 
 Loop: take the queued commands (waiting up to ``IDLE_S`` for one when the last round did no
 work, so an idle worker sleeps instead of spinning), then do one bounded piece of work: step
@@ -27,34 +30,18 @@ import math
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from dvsapp.binning import Frames
 from dvsapp.events.sources import EventSource, ReplaySource, SourceState
 from dvsapp.events.span import SpanScan
 from dvsapp.pipeline.advice import input_text, origin_of_reader
-from dvsapp.pipeline.loading import (
-    DEFAULT_SENSOR,
-    Chain,
-    LoadedModel,
-    Recording,
-    bin_seconds,
-    build_chain,
-    demo_input,
-    load_model,
-    model_source,
-    open_recording,
-)
 from dvsapp.pipeline.mailbox import Mailbox
 from dvsapp.pipeline.meter import Meter
-from dvsapp.pipeline.probes import ProbeTap
 from dvsapp.pipeline.records import (
     ModelInfo,
     PipelineSettings,
@@ -62,7 +49,19 @@ from dvsapp.pipeline.records import (
     RecordingOrigin,
     StepFrame,
 )
-from dvsapp.runner import segment_at
+from dvsapp.session.core import Lane, LaneStep, Session
+from dvsapp.session.labels import class_of, segment_at
+from dvsapp.session.loading import (
+    DEFAULT_SENSOR,
+    LaneSettings,
+    LoadedModel,
+    Recording,
+    bin_seconds,
+    demo_input,
+    load_model,
+    model_source,
+    open_recording,
+)
 
 IDLE_S = 0.0015
 #: Events one poll may return: bounds the binning work between two command checks, and how
@@ -82,8 +81,11 @@ CHAIN_FIELDS = (
     "exit_metric",
     "temporal_exit_gamma",
 )
-TAP_FIELDS = ("raster_neurons", "raster_channel", "vm_neurons")
-FORCE_ALL = frozenset({"recording", "model"})
+TAP_FIELDS = ("raster_neurons", "raster_channel", "vm_neurons", "analysis", "channel_layer")
+COMPARE_FIELDS = ("compare_checkpoint", "compare_import_options", "device")
+FORCE_ALL = frozenset({"recording", "model", "compare"})
+#: An empty event view (the compared model's frames: the view is the main model's).
+NO_EVENTS = np.zeros((0, 0), np.uint16)
 
 Command = tuple[Any, ...]
 
@@ -110,15 +112,6 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, DvsappError):
         return text or type(error).__name__
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-@dataclass
-class _Chunk:
-    """Frames binned by one push, stepped one at a time."""
-
-    frames: Frames
-    events: Frames
-    next: int = 0
 
 
 class Worker:
@@ -148,17 +141,23 @@ class Worker:
         self._model_failures = 0
         self._failed_model: Path | None = None
         self._model_error = ""
-        self._chain: Chain | None = None
-        self._tap: ProbeTap | None = None
+        self._session: Session | None = None  # the main model's lane, and the compared one
+        self._compare: LoadedModel | None = None  # compare mode's second model
+        self._compare_as: tuple[Any, ...] = ()  # (checkpoint, import_options, device) of it
+        self._compare_error = ""
+        self._compare_note = ""
+        self._exporter: Any = None  # dvsapp.session.export.StepExporter while exporting
+        self._export_error = ""
+        self._export_path: Path | None = None
+        self._export_rows = 0
+        self._export_models: list[str] = []
         self._errors: dict[str, str] = {}  # what failed ("recording", "model", ...) -> why
         self._notice = ""
-        self._chunks: deque[_Chunk] = deque()
         self._acc: np.ndarray | None = None  # accumulated event view (accumulate_events)
         self._step_requests = 0
-        self._flushed = False
         self._primer: np.ndarray | None = None  # the replay's first event, read at open
         self._discarded = False  # a paused live source's events were dropped
-        self._index = 0
+        self._index = [0, 0]  # steps published per lane
         self._epoch = 0
         self._period: int | None = None  # a loop pass's length in stream time, once known
         self._duration: int | None = None
@@ -234,8 +233,9 @@ class Worker:
 
     def _shutdown(self) -> None:
         with contextlib.suppress(Exception):
-            if self._chain is not None:
-                self._chain.close()
+            self._drop_session()
+        with contextlib.suppress(Exception):
+            self._close_export()
         self._close_source()
         self._errors.clear()
         self._notice = ""
@@ -290,6 +290,18 @@ class Worker:
         settings = dataclasses.replace(self.s, recording=None)
         self._configure(settings, frozenset({"recording"}), live=source)
 
+    def _cmd_export(self, path: Path | None) -> None:
+        """Start writing one row per model step to ``path`` (None: close the open export)."""
+        self._close_export()
+        if path is None:
+            return
+        self._export_error = ""
+        try:
+            self._open_export(path)
+        except Exception as e:
+            self._export_error = one_line(e)
+            self._notice = f"export: {self._export_error}"
+
     # -- (re)building ------------------------------------------------------------------
     def _configure(
         self,
@@ -316,7 +328,11 @@ class Worker:
         if reload:
             with self._trap("model"):
                 reload = self._load(forced="model" in force)
-        if reopen or reload or changed(*CHAIN_FIELDS) or self._chain is None:
+        recompare = "compare" in force or changed(*COMPARE_FIELDS)
+        if recompare:
+            recompare = self._load_compare()
+        rebuild = reopen or reload or recompare or changed(*CHAIN_FIELDS)
+        if rebuild or self._session is None:
             with self._trap("config"):
                 self._rebuild()
         elif changed(*TAP_FIELDS):
@@ -398,7 +414,8 @@ class Worker:
         if self._span is not None:
             self._span.cancel()
             self._span = None
-        self._chunks.clear()
+        if self._session is not None:
+            self._session.reset()
         self._primer = None
         if rec is not None:
             with contextlib.suppress(Exception):
@@ -446,9 +463,33 @@ class Worker:
             return False
         self._model_error = ""
         self._failed_as = ()
-        self._drop_chain()
+        self._drop_session()
         self._model = model
         self._loaded_as = key
+        return True
+
+    def _load_compare(self) -> bool:
+        """Load (or drop) compare mode's second model; True when it changed. A failure is
+        the stats' ``compare_error`` and leaves the main model running alone."""
+        s = self.s
+        key = (s.compare_checkpoint, s.compare_import_options, s.device)
+        if s.compare_checkpoint is None:
+            changed = self._compare is not None
+            self._compare, self._compare_as, self._compare_error = None, (), ""
+            return changed
+        try:
+            model = load_model(
+                s.compare_checkpoint, s.device, self._sensor(), s.compare_import_options
+            )
+        except Exception as e:
+            self._compare_error = one_line(e)
+            self._notice = f"compare: {self._compare_error}"
+            changed = self._compare is not None
+            self._compare, self._compare_as = None, ()
+            return changed
+        self._compare_error = ""
+        self._drop_session()
+        self._compare, self._compare_as = model, key
         return True
 
     def _keep_running_model(self) -> None:
@@ -458,41 +499,75 @@ class Worker:
             self.s, checkpoint=checkpoint, import_options=options, device=device
         )
 
-    def _drop_chain(self) -> None:
-        chain, self._chain, self._tap = self._chain, None, None
-        if chain is not None:
-            chain.close()
+    def _drop_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    def _lane_settings(self, lane: int) -> LaneSettings:
+        """The app's settings for one lane: the compared model gets rasters and the in-depth
+        probes too, but the Vm traces, the rastered channel and the full spike map (picked on
+        the main model's layers) are the main model's."""
+        s = self.s
+        return LaneSettings(
+            bin_us=s.bin_us,
+            window_steps=s.window_steps,
+            policy=s.policy,
+            exit_threshold=s.exit_threshold,
+            exit_consecutive=s.exit_consecutive,
+            exit_metric=s.exit_metric,
+            temporal_exit_gamma=s.temporal_exit_gamma,
+            raster_neurons=s.raster_neurons,
+            raster_channel=dict(s.raster_channel) if lane == 0 else {},
+            vm_neurons=dict(s.vm_neurons) if lane == 0 else {},
+            analysis=s.analysis,
+            channel_layer=s.channel_layer if lane == 0 else None,
+            event_view=lane == 0,
+        )
 
     def _rebuild(self) -> None:
-        self._drop_chain()
+        self._drop_session()
         model = self._model
         if model is None:
             self.mailbox.publish_info(None)
+            self.mailbox.publish_info(None, 1)
             return
         rec = self._rec
         sensor = model.ckpt.sensor_size if rec is None else rec.source.sensor_size
-        self._chain = build_chain(model, self.s, sensor, None if rec is None else rec.path)
-        self._retap()
+        path = None if rec is None else rec.path
+        lanes = [Lane(0, model, self._lane_settings(0), sensor, path)]
+        self._compare_note = ""
+        if self._compare is not None:
+            try:
+                lanes.append(Lane(1, self._compare, self._lane_settings(1), sensor, path))
+            except Exception as e:  # e.g. a recording too small for its input
+                self._compare_error = one_line(e)
+                self._notice = f"compare: {self._compare_error}"
+            else:
+                self._compare_note = binning_difference(lanes[0], lanes[1])
+        self._session = Session(lanes)
+        if self._exporter is not None and self._export_models != [ln.name for ln in lanes]:
+            self._close_export("the models changed")
+        self._publish_infos()
         self._restart_stream()
         primer, self._primer = self._primer, None
         if rec is not None and primer is not None and len(primer):
-            self._push(rec, self._chain, primer)
+            self._push(rec, primer)
 
     def _retap(self) -> None:
-        chain, model = self._chain, self._model
-        if chain is None or model is None:
+        session = self._session
+        if session is None:
             return
-        s = self.s
-        self._tap = ProbeTap(
-            model.ckpt.model,
-            model.shapes,
-            s.raster_neurons,
-            s.raster_channel,
-            s.vm_neurons,
-            model.device,
-        )
-        self._tap.install()
-        self.mailbox.publish_info(self._info(model, chain, self._tap))
+        for lane in session.lanes:
+            lane.retap(self._lane_settings(lane.index))
+        self._publish_infos()
+
+    def _publish_infos(self) -> None:
+        session = self._session
+        lanes = [] if session is None else session.lanes
+        for i in (0, 1):
+            lane = next((ln for ln in lanes if ln.index == i), None)
+            self.mailbox.publish_info(None if lane is None else self._info(lane), i)
 
     def _apply_thresholds(self) -> None:
         assert self._model is not None
@@ -529,26 +604,23 @@ class Worker:
         """
         first = self._rec.first_t_us if self._rec is not None else None
         position = self._position if self._position is not None else first
-        self._chunks.clear()
-        self._flushed = False
-        if self._chain is not None:
-            self._chain.binner.reset()
-            self._chain.events.reset()
+        if self._session is not None:
+            for lane in self._session.lanes:
+                lane.drop_queued()
         replay.seek(position or 0)
 
     def _restart_stream(self) -> None:
         """Forget binned frames and model state: the stream starts afresh (a new epoch)."""
-        if self._chain is not None:
-            self._chain.reset()
-        self._chunks.clear()
+        if self._session is not None:
+            self._session.reset()
         self._acc = None
-        self._flushed = False
         self._discarded = False
         self._epoch += 1
         self._errors.pop("run", None)
         self._meter.reset(time.monotonic())
 
-    def _info(self, model: LoadedModel, chain: Chain, tap: ProbeTap) -> ModelInfo:
+    def _info(self, lane: Lane) -> ModelInfo:
+        model, chain, tap = lane.model, lane.chain, lane.tap
         ckpt, cfg = model.ckpt, chain.binning
         layers = ckpt.model.spiking_layers()
         return ModelInfo(
@@ -565,8 +637,8 @@ class Worker:
             sensor_size=cfg.sensor_size,
             device=str(chain.stepper.device),
             trained=model.trained,
-            raster_index=dict(tap.raster_index),
-            vm_index=dict(tap.vm_index),
+            raster_index={} if tap is None else dict(tap.raster_index),
+            vm_index={} if tap is None else dict(tap.vm_index),
             event_count=cfg.event_count,
             path=ckpt.path if model.trained else None,
             source=model_source(ckpt),
@@ -576,44 +648,45 @@ class Worker:
             if ckpt.binning.mode == "time"
             else 0,
             trained_window_steps=int(ckpt.config.time_steps or 0),
+            lane=lane.index,
+            synaptic_layers=lane.synaptic_layers,
         )
 
     # -- one round of work -------------------------------------------------------------
     def _tick(self) -> bool:
         """One bounded piece of work; False when there was nothing to do."""
-        chain, rec = self._chain, self._rec
-        if chain is None or rec is None or self._errors:
+        session, rec = self._session, self._rec
+        if session is None or rec is None or self._errors:
             return False
-        if self._chunks:
+        if session.pending:
             if not (self._playing or self._step_requests):
                 return False
-            self._step_one(chain)
-            if not self._playing:
+            main = self._step_one(session)
+            if not self._playing and main:
                 self._step_requests -= 1
             return True
         if self._playing:
-            return self._read(rec, chain)
+            return self._read(rec, session)
         if self._step_requests:
-            return self._read_for_step(rec, chain)
+            return self._read_for_step(rec, session)
         if rec.replay is None:
             self._discarded |= len(rec.source.poll()) > 0  # a paused live source: drop
         return False
 
-    def _read(self, rec: Recording, chain: Chain) -> bool:
+    def _read(self, rec: Recording, session: Session) -> bool:
         events = rec.source.poll(POLL_EVENTS)
         if len(events):
-            self._push(rec, chain, events)
+            self._push(rec, events)
             return True
-        return self._quiet(rec, chain)
+        return self._quiet(rec, session)
 
-    def _quiet(self, rec: Recording, chain: Chain) -> bool:
+    def _quiet(self, rec: Recording, session: Session) -> bool:
         """Nothing arrived: flush at the end; close due bins of a live source."""
         status = rec.source.status()
         if status.state in (SourceState.ENDED, SourceState.ERROR):
-            if self._flushed:
+            if session.flushed:
                 return False
-            self._flushed = True
-            self._queue(chain.binner.flush(), chain.events.flush())
+            session.flush()
             ended = status.state is SourceState.ENDED
             if ended and self._duration is None and self._last_t is not None:
                 first = rec.first_t_us
@@ -621,57 +694,52 @@ class Worker:
             return True
         if rec.replay is None and status.state is SourceState.RUNNING and self._last_t is not None:
             now_us = self._last_t + int((time.monotonic() - self._last_wall) * 1e6)
-            self._queue(chain.binner.advance_to(now_us), chain.events.advance_to(now_us))
-            return bool(self._chunks)
+            session.advance_to(now_us)
+            return session.pending
         return False
 
-    def _read_for_step(self, rec: Recording, chain: Chain) -> bool:
+    def _read_for_step(self, rec: Recording, session: Session) -> bool:
         """Paused with a step requested: read ahead of the pace until a frame closes."""
         replay = rec.replay
         if replay is None:
             if self._discarded:  # the open bin is stale: start afresh from live data
                 self._restart_stream()
-            return self._read(rec, chain)
+            return self._read(rec, session)
         if replay.status().state is not SourceState.PAUSED:  # ended or failed
-            if self._quiet(rec, chain):
+            if self._quiet(rec, session):
                 return True
             self._step_requests = 0
             self._notice = "end of the recording"
             return False
         replay.resume()
         try:
-            self._poll_until_frame(rec, replay, chain)
+            self._poll_until_frame(rec, replay, session)
         finally:
             replay.pause()
         return True
 
-    def _poll_until_frame(self, rec: Recording, replay: ReplaySource, chain: Chain) -> None:
-        delta = None if math.isinf(replay.speed) else bin_seconds(chain.binning) / replay.speed
+    def _poll_until_frame(self, rec: Recording, replay: ReplaySource, session: Session) -> None:
+        binning = session.lanes[0].chain.binning
+        delta = None if math.isinf(replay.speed) else bin_seconds(binning) / replay.speed
         for _ in range(STEP_TRIES):
             if delta is not None:
                 self._clock.skip(delta)
             events = replay.poll(STEP_EVENTS)
             if len(events):
-                self._push(rec, chain, events)
+                self._push(rec, events)
             elif delta is not None:
                 delta *= 2
-            if self._chunks or replay.status().state is not SourceState.RUNNING:
+            if session.lanes[0].queued or replay.status().state is not SourceState.RUNNING:
                 return
 
-    def _push(self, rec: Recording, chain: Chain, events: np.ndarray) -> None:
+    def _push(self, rec: Recording, events: np.ndarray) -> None:
         now = time.monotonic()
         self._meter.add_events(now, len(events))
         self._last_t, self._last_wall = int(events["t"][-1]), now
         if rec.replay is not None and self._period is None:
             self._note_loop(rec.replay)
-        self._queue(chain.binner.push(events), chain.events.push(events))
-
-    def _queue(self, frames: Frames, events: Frames) -> None:
-        """Queue the frames one push closed, with their sensor-resolution twins."""
-        if len(frames) != len(events) or not np.array_equal(frames.t_start_us, events.t_start_us):
-            raise RuntimeError("internal: the event view's bins differ from the model's")
-        if len(frames):
-            self._chunks.append(_Chunk(frames, events))
+        if self._session is not None:
+            self._session.push(events)
 
     def _note_loop(self, replay: ReplaySource) -> None:
         """Once the replay has looped: learn a pass's length (and the recording's duration).
@@ -694,51 +762,109 @@ class Worker:
         return t_us - max(0, (t_us - first) // period) * period
 
     # -- one step ----------------------------------------------------------------------
-    def _step_one(self, chain: Chain) -> None:
-        chunk = self._chunks[0]
-        i = chunk.next
-        chunk.next += 1
-        if chunk.next == len(chunk.frames):
-            self._chunks.popleft()
+    def _step_one(self, session: Session) -> bool:
+        """Step the session once and publish the frame; True when the main model stepped."""
         wall0 = time.perf_counter()
-        start, end = int(chunk.frames.t_start_us[i]), int(chunk.frames.t_end_us[i])
-        rec = chain.stepper.push(chunk.frames.data[i], start, end)
-        result = rec.window_result
-        if result is None and self._flushed and not self._chunks:
-            result = chain.stepper.finish()  # the stream's last window, cut short by its end
-        raster, vm = self._tap.collect() if self._tap is not None else ({}, {})
-        on, off = self._event_view(chunk.events.data[i], rec.step)
-        label, name = self._label((start + end) // 2)
+        st = session.step()
+        if st is None or st.record is None:  # a window closed by the stream's end only
+            return False
+        rec = st.record
+        lane = session.lanes[0] if st.lane == 0 else session.lanes[-1]
+        start, end = st.t_start_us, st.t_end_us
+        if st.events is not None:
+            on, off = self._event_view(st.events, rec.step)
+        else:
+            on = off = NO_EVENTS
+        label, name = self._label((start + end) // 2, lane.model)
         rates = rec.rates if rec.rates is not None else np.zeros(0, np.float32)
         frame = StepFrame(
-            index=self._index,
+            index=self._index[st.lane],
             window=rec.window,
             step=rec.step,
             t_start_us=start,
             t_end_us=end,
             events_on=on,
             events_off=off,
-            raster=raster,
-            vm=vm,
+            raster=st.raster,
+            vm=st.vm,
             rates=rates,
             probs=rec.probs,
             pred=rec.pred,
             exited=rec.exited,
-            window_result=result,
+            window_result=st.window_result,
             health=rec.health,
             latency_ms=rec.latency_ms,
             true_label=label,
             epoch=self._epoch,
             true_name=name,
             recording_t_us=self._file_time(start),
+            lane=st.lane,
+            analysis=st.analysis,
+            spike_map=st.spike_map,
         )
         frame.overhead_ms = max(0.0, (time.perf_counter() - wall0) * 1e3 - rec.latency_ms)
+        if self._exporter is not None:
+            self._export(lane, st, frame)
         self.mailbox.put(frame)
-        self._index += 1
+        self._index[st.lane] += 1
+        if st.lane != 0:
+            return False
         # A bin ends after its last microsecond: on a loop pass's boundary that is the end
         # of the pass, not the start of the next (the time read 0:00.0 at the end).
         self._position = self._file_time(end - 1) + 1
         self._meter.add_step(time.monotonic(), rec.latency_ms, frame.overhead_ms, end)
+        return True
+
+    # -- export ------------------------------------------------------------------------
+    def _open_export(self, path: Path) -> None:
+        """Open the Parquet export for the session's models (fails at once, one line)."""
+        from dvsapp.session.export import StepExporter
+
+        session = self._session
+        if session is None:
+            from dvsapp.errors import ConfigError
+
+            raise ConfigError("no model is running")
+        lanes = session.lanes
+        self._exporter = StepExporter(
+            path,
+            {ln.name: list(ln.model.ckpt.model.spiking_layers()) for ln in lanes},
+            {ln.name: ln.synaptic_layers for ln in lanes},
+            {ln.name: list(ln.model.ckpt.class_names) for ln in lanes},
+        )
+        self._export_path, self._export_rows = Path(path), 0
+        self._export_models = [ln.name for ln in lanes]
+
+    def _export(self, lane: Lane, st: LaneStep, frame: StepFrame) -> None:
+        from dvsapp.session.export import StepRow
+
+        assert st.record is not None
+        try:
+            row = StepRow.from_step(
+                st.record,
+                class_names=lane.model.ckpt.class_names,
+                analysis=st.analysis,
+                true_name=frame.true_name,
+                recording_t_us=frame.recording_t_us,
+            )
+            self._exporter.add(lane.name, row)
+            self._export_rows = self._exporter.rows
+        except Exception as e:  # a full disk, a vanished folder: stop exporting, keep running
+            self._export_error = one_line(e)
+            self._notice = f"export stopped: {self._export_error}"
+            self._close_export()
+
+    def _close_export(self, why: str = "") -> None:
+        exporter, self._exporter = self._exporter, None
+        if exporter is None:
+            return
+        try:
+            exporter.close()
+            self._export_rows = exporter.rows
+        except Exception as e:
+            self._export_error = one_line(e)
+        if why:
+            self._notice = f"export of {self._export_path} closed: {why}"
 
     def _event_view(self, counts: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
         """(ON, OFF) uint16 [H, W] of this bin, or of the window so far when accumulating."""
@@ -750,16 +876,15 @@ class Worker:
         view = np.minimum(self._acc, np.iinfo(np.uint16).max).astype(np.uint16)
         return view[1], view[0]
 
-    def _label(self, t_us: int) -> tuple[int | None, str | None]:
-        """The label segment at ``t_us`` as (model class index, name)."""
-        rec, model = self._rec, self._model
-        if rec is None or model is None or not rec.source.labels:
+    def _label(self, t_us: int, model: LoadedModel) -> tuple[int | None, str | None]:
+        """The label segment at ``t_us`` as (``model``'s class index, name)."""
+        rec = self._rec
+        if rec is None or not rec.source.labels:
             return None, None
         seg = segment_at(rec.source.labels, self._file_time(t_us))
         if seg is None:
             return None, None
-        names = model.ckpt.class_names
-        return (names.index(seg.name) if seg.name in names else seg.label), seg.name
+        return class_of(seg, model.ckpt.class_names), seg.name
 
     # -- stats -------------------------------------------------------------------------
     def _publish(self, force: bool = False) -> None:
@@ -782,7 +907,12 @@ class Worker:
             return "idle", self._notice or "no recording"
         status = rec.source.status()
         state, message = status.state, status.message or self._notice
-        if state is SourceState.ENDED and (self._chunks or not self._flushed):
+        session = self._session
+        if (
+            state is SourceState.ENDED
+            and session is not None
+            and (session.pending or not session.flushed)
+        ):
             return "running", message  # the tail is still being stepped
         if state is SourceState.RUNNING and not self._playing:
             return "paused", message
@@ -806,7 +936,7 @@ class Worker:
             events_per_s=self._meter.events_per_s(now),
             step_latency_ms=latency,
             realtime_factor=self._meter.realtime_factor(now),
-            steps=self._index,
+            steps=self._index[0],
             dropped_steps=self.mailbox.dropped,
             stream_time_us=self._position,
             duration_us=self._duration,
@@ -822,6 +952,11 @@ class Worker:
             recording_error=self._recording_error,
             warnings=self._warnings_now()[0],
             sensor_guess=self._warnings_now()[1],
+            compare_error=self._compare_error,
+            compare_note=self._compare_note,
+            export_path=self._export_path if self._exporter is not None else None,
+            export_rows=self._export_rows,
+            export_error=self._export_error,
         )
 
     def _warnings_now(self) -> tuple[tuple[str, ...], str]:
@@ -861,3 +996,19 @@ class Worker:
             except Exception:  # advice only: never let it stop the stream
                 self._origin_cache = None
         return self._origin_cache
+
+
+def binning_difference(main: Lane, other: Lane) -> str:
+    """One line saying how the compared model bins the stream differently ("" if alike)."""
+    a, b = main.chain.binning, other.chain.binning
+
+    def text(c: Any, lane: Lane) -> str:
+        _, h, w = c.frame_shape
+        bins = f"{c.time_window_us / 1000:g} ms" if c.mode == "time" else f"{c.event_count} ev"
+        denoise = f", denoised {c.denoise_us / 1000:g} ms" if c.denoise_us else ""
+        return f"{lane.name}: {w}x{h}, {bins} bins{denoise}, T={lane.chain.stepper.window_steps}"
+
+    same = (a.frame_shape, a.mode, a.time_window_us, a.event_count, a.denoise_us) == (
+        b.frame_shape, b.mode, b.time_window_us, b.event_count, b.denoise_us
+    ) and main.chain.stepper.window_steps == other.chain.stepper.window_steps  # fmt: skip
+    return "" if same else f"each model bins for itself: {text(a, main)}; {text(b, other)}"

@@ -65,7 +65,6 @@ from dvsapp.errors import ConfigError
 from dvsapp.snn.analysis.records import StepAnalysis
 
 if TYPE_CHECKING:
-    from dvsapp.pipeline.records import ModelInfo, StepFrame
     from dvsapp.snn.stepper import StepRecord
 
 #: Rows per row group (and the most rows buffered in memory).
@@ -153,35 +152,10 @@ class StepRow:
             rates=record.rate_dict(),
             analysis=analysis,
         )
-        row._set_window(record.window_result)
+        row.set_window(record.window_result)
         return row
 
-    @classmethod
-    def from_frame(cls, frame: StepFrame, info: ModelInfo) -> StepRow:
-        """The row of a pipeline :class:`~dvsapp.pipeline.records.StepFrame` of the model
-        ``info`` describes (its class and layer names)."""
-        pred = int(frame.pred)
-        names = info.class_names
-        row = cls(
-            t_start_us=int(frame.t_start_us),
-            t_end_us=int(frame.t_end_us),
-            window=int(frame.window),
-            step=int(frame.step),
-            pred=pred,
-            pred_name=str(names[pred]) if 0 <= pred < len(names) else str(pred),
-            probs=np.asarray(frame.probs, np.float32),
-            latency_ms=float(frame.latency_ms),
-            exited=bool(frame.exited),
-            recording_t_us=None if frame.recording_t_us is None else int(frame.recording_t_us),
-            step_index=int(frame.index),
-            true_name=frame.true_name,
-            rates=dict(zip(info.layer_names, np.asarray(frame.rates).tolist(), strict=False)),
-            analysis=frame.analysis,
-        )
-        row._set_window(frame.window_result)
-        return row
-
-    def _set_window(self, result: Any) -> None:
+    def set_window(self, result: Any) -> None:
         """The exit fields from a :class:`~dvsapp.snn.stepper.WindowResult` (or None)."""
         if result is None:
             return
@@ -222,8 +196,9 @@ def _schema(
     return pa.schema(fields, metadata={"dvsapp.export": json.dumps(meta)})
 
 
-def _check_path(path: Path) -> None:
+def check_export_path(path: str | os.PathLike[str]) -> None:
     """A one-line ConfigError when ``path`` clearly cannot take the export."""
+    path = Path(path)
 
     def fail(reason: str) -> None:
         raise ConfigError(f"cannot write the export {path}: {reason}")
@@ -274,7 +249,7 @@ class StepExporter:
         self._lock = threading.Lock()
         self._buffer: list[dict[str, Any]] = []
         self._written = 0
-        _check_path(self.path)
+        check_export_path(self.path)
         try:
             self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
                 str(self.path), self.schema, compression="zstd"

@@ -210,12 +210,20 @@ class Stepper:
         rate_only = ProbeSpec(spikes=False, vm=False, rate=True)
         for name, layer in layers.items():
             layer.probe = spec if name in probed else rate_only if rates else None
+        self._own_probes = {name: layer.probe for name, layer in layers.items()}
         self._probed = [(n, layer, i) for i, (n, layer) in enumerate(layers.items()) if n in probed]
         self._rate_layers = list(layers.values()) if rates else []
         self.layer_names: tuple[str, ...] = tuple(layers) if rates else ()
         self._nan = torch.full((1,), float("nan"), device=self.device)
         if self.health is not None:
             self.health.bind(self.layer_names)
+
+    def restore_probes(self) -> None:
+        """Set every layer's probe back to the stepper's own (after a tap replaced them)."""
+        layers = self.model.spiking_layers()
+        for name, spec in self._own_probes.items():
+            layers[name].probe = spec
+            layers[name].record = None
 
     def close(self) -> None:
         """Remove the probes the stepper set on the model."""

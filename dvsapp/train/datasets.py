@@ -388,8 +388,8 @@ class RecordingWindows(WindowDataset):
     ) -> None:
         from tqdm import tqdm
 
+        from dvsapp.binning import binning_for_recording
         from dvsapp.events.detect import open_reader
-        from dvsapp.runner import binning_for_recording
 
         _check_time_binning(binning)
         self.binning, self.time_steps, self.seed = binning, int(time_steps), int(seed)

@@ -1,27 +1,25 @@
-"""What the worker builds: the recording's source, the model (a checkpoint or the untrained
+"""What a session builds: the recording's source, the model (a checkpoint or the untrained
 demo) and the chain of binners and stepper that joins them."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 import torch
 
-from dvsapp.binning import BinningConfig, StreamingBinner
-from dvsapp.errors import EventFileError
+from dvsapp.binning import BinningConfig, StreamingBinner, binning_for_recording
+from dvsapp.errors import ConfigError, EventFileError
 from dvsapp.events.sources import EventSource, ReplaySource
 from dvsapp.events.types import DVS_GESTURE_CLASSES, SensorSize
-from dvsapp.pipeline.records import PipelineSettings
-from dvsapp.runner import binning_for_recording, build_exits
 from dvsapp.snn.base import SpikingModel
 from dvsapp.snn.checkpoint import Checkpoint
-from dvsapp.snn.early_exit import Metric
+from dvsapp.snn.early_exit import ConfidenceExit, ExitPolicy, Metric, TemporalExit
 from dvsapp.snn.graph.importer import ImportOptions, open_model
 from dvsapp.snn.health import FiringRateHealth
 from dvsapp.snn.registry import build_model, default_config
@@ -34,6 +32,59 @@ DEMO_BIN_US = 20_000
 DEMO_STEPS = 16
 #: Sensor assumed for the demo model while no recording is open (DVS128).
 DEFAULT_SENSOR: SensorSize = (128, 128, 2)
+
+
+@dataclass(frozen=True)
+class LaneSettings:
+    """How one model of a session bins and steps (the app's settings for it, or the
+    command line's for ``dvsapp run``)."""
+
+    bin_us: int | None = None  # None: the checkpoint's time window
+    window_steps: int | None = None  # None: the checkpoint's T
+    policy: str = "reset"  # "reset" | "free"
+    exit_threshold: float | None = 0.9  # confidence exit (None: off)
+    exit_consecutive: int = 3
+    exit_metric: str = "prob"  # "prob" | "margin"
+    temporal_exit_gamma: float | None = None  # BNTT gamma exit (None: off)
+    #: When the model is not BNTT: "refuse" the gamma exit (the CLI) or "ignore" it (the app,
+    #: which switches the option off rather than fail the load).
+    gamma_elsewhere: str = "ignore"
+    #: The firing-rate watchdog's thresholds (None: no health reports).
+    health: FiringRateHealth | None = field(default_factory=FiringRateHealth)
+    rates: bool = True  # every layer's firing rate each step
+    #: The app's taps: neurons per layer in a raster (0 and no ``vm_neurons``: no tap), one
+    #: channel per layer to raster whole, and flat Vm indices per layer to trace.
+    raster_neurons: int = 0
+    raster_channel: Mapping[str, int | None] = field(default_factory=dict)
+    vm_neurons: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+    #: The in-depth probes (Vm histograms, channel stats, synaptic operations).
+    analysis: bool = False
+    #: The spiking layer whose whole spike map each step carries (None: none).
+    channel_layer: str | None = None
+    #: Bin the events at the sensor's resolution too, on the same bins (the app's view).
+    event_view: bool = False
+
+    @property
+    def tapped(self) -> bool:
+        return self.raster_neurons > 0 or any(self.vm_neurons.values())
+
+
+def build_exits(
+    ckpt: Checkpoint,
+    exit_threshold: float | None,
+    exit_consecutive: int,
+    exit_metric: Metric,
+    temporal_exit: float | None,
+) -> list[ExitPolicy]:
+    """The early-exit policies asked for; the BNTT gamma exit on another family is refused."""
+    exits: list[ExitPolicy] = []
+    if exit_threshold is not None:
+        exits.append(ConfidenceExit(exit_threshold, exit_consecutive, exit_metric))
+    if temporal_exit is not None:
+        if ckpt.model.family != "bntt":
+            raise ConfigError(f"temporal exit needs a BNTT model; {ckpt.arch} is not one")
+        exits.append(TemporalExit.from_model(ckpt.model, temporal_exit))
+    return exits
 
 
 @dataclass
@@ -163,7 +214,8 @@ def layer_shapes(model: SpikingModel, device: torch.device) -> dict[str, tuple[i
 
 @dataclass
 class Chain:
-    """The model's binner, the sensor-resolution event binner and the stepper.
+    """The model's binner, the sensor-resolution event binner (None without an event view)
+    and the stepper.
 
     Both binners get the same packets with the same mode, window and empty-frame cap, so
     their frames cover exactly the same time bins, one for one.
@@ -171,12 +223,13 @@ class Chain:
 
     binning: BinningConfig
     binner: StreamingBinner
-    events: StreamingBinner
+    events: StreamingBinner | None
     stepper: Stepper
 
     def reset(self) -> None:
         self.binner.reset()
-        self.events.reset()
+        if self.events is not None:
+            self.events.reset()
         self.stepper.reset()
 
     def close(self) -> None:
@@ -184,7 +237,7 @@ class Chain:
 
 
 def model_binning(
-    model: LoadedModel, settings: PipelineSettings, sensor: SensorSize, path: Path | None
+    model: LoadedModel, settings: LaneSettings, sensor: SensorSize, path: Path | None
 ) -> BinningConfig:
     """The checkpoint's binning for this recording, with the settings' bin width."""
     config = binning_for_recording(model.ckpt.binning, sensor, path or model.ckpt.path)
@@ -210,14 +263,14 @@ def event_binning(config: BinningConfig) -> BinningConfig:
 
 
 def build_chain(
-    model: LoadedModel, settings: PipelineSettings, sensor: SensorSize, path: Path | None
+    model: LoadedModel, settings: LaneSettings, sensor: SensorSize, path: Path | None
 ) -> Chain:
     """Binners and stepper for ``model`` over a recording with ``sensor``."""
     config = model_binning(model, settings, sensor, path)
     ckpt, dev = model.ckpt, model.device
-    # The BNTT gamma exit applies to BNTT models only: another model runs without it
-    # (the GUI switches the option off) rather than failing to load.
-    gamma = settings.temporal_exit_gamma if ckpt.model.family == "bntt" else None
+    gamma = settings.temporal_exit_gamma
+    if gamma is not None and ckpt.model.family != "bntt" and settings.gamma_elsewhere == "ignore":
+        gamma = None  # the app switches the option off rather than fail the load
     exits = build_exits(
         ckpt,
         settings.exit_threshold,
@@ -225,19 +278,22 @@ def build_chain(
         cast(Metric, settings.exit_metric),
         gamma,
     )
+    h = settings.health
+    health = None if h is None else FiringRateHealth(h.silent_below, h.saturated_above, h.patience)
     stepper = Stepper(
         ckpt.model,
         dev,
         settings.window_steps,
         cast(Policy, settings.policy),
         exits=exits,
-        health=FiringRateHealth(),
-        rates=True,
+        health=health,
+        rates=settings.rates or health is not None,
         class_names=ckpt.class_names,
     )
     cuda = dev.type == "cuda"
     binner = StreamingBinner(config, "torch" if cuda else "numpy", dev if cuda else None)
-    return Chain(config, binner, StreamingBinner(event_binning(config)), stepper)
+    events = StreamingBinner(event_binning(config)) if settings.event_view else None
+    return Chain(config, binner, events, stepper)
 
 
 def bin_seconds(config: BinningConfig) -> float:
