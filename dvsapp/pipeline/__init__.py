@@ -6,9 +6,10 @@ Qt-free (DESIGN.md): the GUI reads it through :class:`Mailbox` and sends command
 * :mod:`~dvsapp.pipeline.records`: the contract (settings, model info, step frames, stats).
 * :mod:`~dvsapp.pipeline.mailbox`: the bounded, latest-value hand-over to the GUI.
 * :mod:`~dvsapp.pipeline.control`: :class:`Pipeline`, the caller's side.
-* :mod:`~dvsapp.pipeline.worker`: the thread that owns source, binners and stepper.
-* :mod:`~dvsapp.pipeline.loading`, :mod:`~dvsapp.pipeline.probes`,
-  :mod:`~dvsapp.pipeline.meter`: what the worker builds, taps and counts.
+* :mod:`~dvsapp.pipeline.worker`: the thread that owns the source and a
+  :class:`dvsapp.session.Session` (the models' binners and steppers), and paces it.
+* :mod:`~dvsapp.pipeline.meter`: what the worker counts. What it builds and taps is the
+  session's (:mod:`dvsapp.session.loading`, :mod:`dvsapp.session.probes`).
 """
 
 from dvsapp.pipeline.control import Pipeline
