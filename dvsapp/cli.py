@@ -301,6 +301,8 @@ def _cmd_gui(args: argparse.Namespace) -> int:
         raise ConfigError(f"--quit-after must be >= 0 seconds, got {args.quit_after}")
     if args.screenshot is not None and not Path(args.screenshot).resolve().parent.is_dir():
         raise ConfigError(f"{args.screenshot}: the folder for the screenshot does not exist")
+    if args.compare is not None and not Path(args.compare).is_file():
+        raise ConfigError(f"{args.compare}: no such checkpoint to compare with")
     if not _has_display():
         if args.screenshot is None and args.quit_after is None:
             raise ConfigError(
@@ -330,6 +332,7 @@ def _cmd_gui(args: argparse.Namespace) -> int:
         quit_after=args.quit_after,
         source=args.source,
         import_options=_import_options(args),
+        compare=None if args.compare is None else Path(args.compare),
     )
 
 
@@ -364,6 +367,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="a .safetensors checkpoint, a .nir graph (imported in memory; see the flags "
         "below), or 'demo' for an untrained network "
         "(default: models/resnet_small_synth.safetensors)",
+    )
+    gui.add_argument(
+        "--compare",
+        default=None,
+        metavar="CKPT",
+        help="compare mode: a second checkpoint stepped on the same events (binned by its own "
+        "checkpoint), its prediction, rasters and rates beside the first model's",
     )
     gui.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     gui.add_argument("--speed", type=_speed, default=1.0, help="0.1 .. N, or max (default 1)")

@@ -128,11 +128,13 @@ def run_app(
     source: str | None = None,
     import_options: ImportOptions | None = None,
     end_process: bool | None = None,
+    compare: Path | None = None,
 ) -> int:
     """Open the main window on ``recording`` with ``checkpoint`` (None: the untrained demo)
     and run the event loop; returns the exit status. ``source``: a source spec
     (factory.open_source's forms) to stream from instead of ``recording``.
-    ``import_options``: how to feed ``checkpoint`` when it is a NIR graph.
+    ``import_options``: how to feed ``checkpoint`` when it is a NIR graph. ``compare``: a
+    second checkpoint stepped on the same events, its panels beside the first's.
 
     ``end_process``: once the window is shut (worker joined, screenshot written), end the
     process at once instead of returning: the interpreter's own teardown (torch's, mostly)
@@ -154,6 +156,7 @@ def run_app(
         device=device,
         speed=speed,
         import_options=import_options,
+        compare_checkpoint=None if compare is None else Path(compare),
     )
     window = MainWindow(pipeline_factory(settings), shipped_models(), cuda_available())
     window.resize(*initial_size(app))
