@@ -40,8 +40,9 @@ SPEEDS: tuple[tuple[str, float], ...] = (
     ("max", math.inf),
 )
 SEEK_STEPS = 1000
-#: Model-combo entries that are not a checkpoint path.
-DEMO, BROWSE = "demo", "browse"
+#: Model-combo entries that are not a checkpoint path (NO_COMPARE: the compare chooser's
+#: "none", which ends compare mode).
+DEMO, BROWSE, NO_COMPARE = "demo", "browse", "no-compare"
 #: Source-combo entries that are not a ready spec (the window asks for the rest).
 RECORDING, NO_CAMERA, NETWORK, VIDEO = "recording", "no-camera", "network", "video"
 WEBCAM = "webcam:0"
@@ -113,6 +114,9 @@ class Controls(QWidget):
     step_requested = Signal()
     seek_requested = Signal(float)  # fraction of the recording, 0 .. 1
     threshold_edited = Signal(str, float)  # layer ("" = all layers), scale
+    compare_requested = Signal(object)  # a checkpoint Path, None to end compare, or "browse"
+    export_toggled = Signal(bool)  # True: ask for a file and export; False: stop
+    record_toggled = Signal(bool)  # True: ask for a file and record video; False: stop
 
     def __init__(self, shipped_models: list[Path], cuda: bool, parent: QWidget | None = None):
         super().__init__(parent)
@@ -128,6 +132,7 @@ class Controls(QWidget):
         col.addWidget(self._exit_group())
         col.addWidget(self._raster_group())
         col.addWidget(self._threshold_group())
+        col.addWidget(self._output_group())
         col.addStretch(1)
         self.info: ModelInfo | None = None
         self._seeking = False
@@ -226,6 +231,16 @@ class Controls(QWidget):
         self.model_label = ElidedLabel("loading…")
         self.model_label.setObjectName("panelHint")
         form.addRow(self.model_label)
+        self.compare = ModelCombo()
+        self.compare.setMinimumContentsLength(12)  # beside its label: narrower than the model's
+        self.compare.setToolTip("Step a second model on the same events, side by side")
+        self.compare.add_model("none", NO_COMPARE)
+        self.compare.describe(0, "", "one model only (ends compare mode)")
+        for p in shipped:
+            self.compare.add_model(p.stem, p, self.model_summaries[Path(p)])
+        self.compare.add_model("other checkpoint or .nir…", BROWSE)
+        self.compare.activated.connect(self.compare_chosen)
+        form.addRow("compare", self.compare)
         return box
 
     def _transport_group(self) -> QGroupBox:
@@ -395,6 +410,28 @@ class Controls(QWidget):
         self._scales: dict[str, float] = {}
         return box
 
+    def _output_group(self) -> QGroupBox:
+        box = QGroupBox("Export and record")
+        form = QFormLayout(box)
+        self.export_button = QPushButton("Export…")
+        self.export_button.setCheckable(True)
+        self.export_button.setToolTip(
+            "Write one row per model step (prediction, rates, in-depth probes) to a Parquet "
+            "file; press again to close it"
+        )
+        self.export_button.toggled.connect(self.export_button_toggled)
+        self.export_label = ElidedLabel("", mode=Qt.TextElideMode.ElideMiddle)
+        self.export_label.setObjectName("panelHint")
+        form.addRow(self.export_button, self.export_label)
+        self.record_button = QPushButton("Record video…")
+        self.record_button.setCheckable(True)
+        self.record_button.setToolTip("Record the window as an MP4 video; press again to stop")
+        self.record_button.toggled.connect(self.record_button_toggled)
+        self.record_label = ElidedLabel("", mode=Qt.TextElideMode.ElideMiddle)
+        self.record_label.setObjectName("panelHint")
+        form.addRow(self.record_button, self.record_label)
+        return box
+
     # -- updates from the window -----------------------------------------------------------
     def set_model(self, info: ModelInfo, settings: PipelineSettings) -> None:
         """Fill the model-dependent controls (defaults: the checkpoint's bin and T)."""
@@ -555,6 +592,60 @@ class Controls(QWidget):
         if summary is None:
             self.model.describe(0, "", str(checkpoint))
         self.model.setCurrentIndex(0)
+        if self.compare.findData(path) < 0:  # the compare chooser lists the same models
+            self.compare.insert_model(1, path.name, path, summary)
+            if summary is None:
+                self.compare.describe(1, "", str(checkpoint))
+
+    def select_compare(self, checkpoint: Path | None) -> None:
+        """Show ``checkpoint`` (None: "none") as the compared model, adding it if new;
+        emits nothing."""
+        data: object = NO_COMPARE if checkpoint is None else Path(checkpoint)
+        self.compare.blockSignals(True)
+        try:
+            for i in range(self.compare.count()):
+                if self.compare.itemData(i) == data:
+                    self.compare.setCurrentIndex(i)
+                    return
+            assert checkpoint is not None
+            path = Path(checkpoint)
+            summary = self.model_summaries.get(path)
+            if summary is None and path.suffix.lower() == ".safetensors":
+                summary = self.model_summaries[path] = summarise_checkpoint(path)
+            self.compare.insert_model(1, path.name, path, summary)
+            if summary is None:
+                self.compare.describe(1, "", str(checkpoint))
+            self.compare.setCurrentIndex(1)
+        finally:
+            self.compare.blockSignals(False)
+
+    def set_exporting(self, on: bool, text: str = "") -> None:
+        """Show the export button on or off (without emitting) and ``text`` beside it."""
+        _set_checked(self.export_button, on)
+        self.export_button.setText("Stop export" if on else "Export…")
+        self.show_export_text(text)
+
+    def show_export_text(self, text: str) -> None:
+        """What the export is doing (rows written, the file)."""
+        if text != self.export_label.text():
+            self.export_label.setText(text)
+
+    def set_recording_video(self, on: bool, text: str = "") -> None:
+        """Show the record button on or off (without emitting) and ``text`` beside it."""
+        _set_checked(self.record_button, on)
+        self.record_button.setText("Stop video" if on else "Record video…")
+        if text != self.record_label.text():
+            self.record_label.setText(text)
+
+    def show_raster_channel(self, layer: str, channel: int | None) -> None:
+        """Show ``layer``'s raster channel (None: sampled) in the raster group, as if chosen
+        there; emits nothing."""
+        self._channels[layer] = channel
+        i = self.channel_layer.findText(layer)
+        if i < 0:
+            return
+        self.channel_layer.setCurrentIndex(i)
+        self.channel_layer_chosen()
 
     def forget_model(self, checkpoint: Path | None) -> None:
         """Drop the entry added for ``checkpoint`` (one that failed to load); the models in
@@ -589,6 +680,22 @@ class Controls(QWidget):
         note_slot("Controls.model_chosen")
         data = self.model.itemData(index)
         self.model_requested.emit(None if data == DEMO else data)
+
+    @Slot(int)
+    def compare_chosen(self, index: int) -> None:
+        note_slot("Controls.compare_chosen")
+        data = self.compare.itemData(index)
+        self.compare_requested.emit(None if data == NO_COMPARE else data)
+
+    @Slot(bool)
+    def export_button_toggled(self, on: bool) -> None:
+        note_slot("Controls.export_button_toggled")
+        self.export_toggled.emit(bool(on))
+
+    @Slot(bool)
+    def record_button_toggled(self, on: bool) -> None:
+        note_slot("Controls.record_button_toggled")
+        self.record_toggled.emit(bool(on))
 
     @Slot(int)
     def device_chosen(self, index: int) -> None:
@@ -723,6 +830,12 @@ class Controls(QWidget):
         for n in names:
             self._scales[n] = scale
         self.threshold_edited.emit("" if layer == ALL_LAYERS else layer, scale)
+
+
+def _set_checked(button: QPushButton, on: bool) -> None:
+    button.blockSignals(True)
+    button.setChecked(on)
+    button.blockSignals(False)
 
 
 def _set_item_enabled(combo: QComboBox, index: int, on: bool) -> None:

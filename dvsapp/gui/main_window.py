@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QScrollArea,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -31,6 +32,7 @@ from PySide6.QtWidgets import (
 from dvsapp.gui import theme
 from dvsapp.gui.banner import ErrorBanner, NoticeBanner
 from dvsapp.gui.bridge import MailboxBridge
+from dvsapp.gui.compare import MAIN_TITLE, CompareColumn, column_title, title_label
 from dvsapp.gui.controls import (
     ALL_CAPABILITIES,
     BROWSE,
@@ -41,17 +43,21 @@ from dvsapp.gui.controls import (
     Controls,
 )
 from dvsapp.gui.neurons import raster_row_to_flat
+from dvsapp.gui.outputs import Outputs
 from dvsapp.gui.panels.base import Panel
+from dvsapp.gui.panels.channels import ChannelPanel
 from dvsapp.gui.panels.event_view import EventView
 from dvsapp.gui.panels.prediction import PredictionPanel
 from dvsapp.gui.panels.rasters import RasterPanel
 from dvsapp.gui.panels.rates import RatesPanel
+from dvsapp.gui.panels.synops import SynopsPanel
+from dvsapp.gui.panels.vm_hist import VmHistogramPanel
 from dvsapp.gui.panels.vm_traces import VmPanel
 from dvsapp.gui.pipeline_port import PipelineLike, leave_a_core_to_the_gui, model_key
 from dvsapp.gui.shortcuts import Shortcuts
 from dvsapp.gui.slots import note_slot
 from dvsapp.gui.status import StatusBar
-from dvsapp.pipeline import ModelInfo, PipelineSettings, PipelineStats
+from dvsapp.pipeline import ModelInfo, PipelineSettings, PipelineStats, StepFrame
 from dvsapp.pipeline.advice import UNTRAINED, suggest_model, training_data
 
 REDRAW_MS = 16  # at most ~60 redraws per second
@@ -116,6 +122,11 @@ class MainWindow(QMainWindow):
         self._accumulate_chosen = False  # the user set the event view's accumulation
         #: (recording, model) pairs whose model suggestion the user dismissed.
         self._dismissed_suggestions: set[tuple[Path | None, str]] = set()
+        #: Compare mode: the second column (None: off), and the compare error shown last.
+        self.compare: CompareColumn | None = None
+        self._compare_error_seen = ""
+        #: The last lane-0 frame drawn (a recorded video's stamp reads it).
+        self.last_frame: StepFrame | None = None
         self.setWindowTitle("dvsapp")
         self.setAcceptDrops(True)
         self.setStyleSheet(theme.STYLESHEET)
@@ -132,7 +143,13 @@ class MainWindow(QMainWindow):
             self.rates,
             self.prediction,
         ]
+        #: The in-depth panels, in tabs beside the Vm traces (drawn while shown).
+        self.vm_hist = VmHistogramPanel()
+        self.channels = ChannelPanel()
+        self.synops = SynopsPanel()
+        self.depth_panels: list[Panel] = [self.vm_hist, self.channels, self.synops]
         self.controls = Controls(shipped_models or [], cuda)
+        self.outputs = Outputs(self)  # export and video recording
         self._build_layout()
         self.status = StatusBar(self)
         self.setStatusBar(self.status)
@@ -162,6 +179,8 @@ class MainWindow(QMainWindow):
         outer.addWidget(self.notice)
         self.mismatch = NoticeBanner()  # how the recording differs from the training data
         outer.addWidget(self.mismatch)
+        self.compare_notice = NoticeBanner()  # the compared model failed to load
+        outer.addWidget(self.compare_notice)
 
         scroll = QScrollArea()
         scroll.setWidget(self.controls)
@@ -174,9 +193,16 @@ class MainWindow(QMainWindow):
         top.addWidget(self.events)
         top.addWidget(self.prediction)
         top.setSizes([380, 880])
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.vm, "Vm traces")
+        self.tabs.addTab(self.vm_hist, "Vm histogram")
+        self.tabs.addTab(self.channels, "Channels")
+        self.tabs.addTab(self.synops, "Synaptic ops")
+        self.tabs.currentChanged.connect(self.tab_shown)
         side = QSplitter(Qt.Orientation.Vertical)
         side.addWidget(self.rates)
-        side.addWidget(self.vm)
+        side.addWidget(self.tabs)
         side.setSizes([300, 280])
         bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.addWidget(self.rasters)
@@ -186,11 +212,22 @@ class MainWindow(QMainWindow):
         right.addWidget(top)
         right.addWidget(bottom)
         right.setSizes([370, 580])
+        # The main model's column, titled in compare mode; the compared one goes beside it.
+        self.main_column = QWidget()
+        col = QVBoxLayout(self.main_column)
+        col.setContentsMargins(0, 0, 0, 0)
+        col.setSpacing(1)
+        self.main_title = title_label()
+        self.main_title.setVisible(False)
+        col.addWidget(self.main_title)
+        col.addWidget(right, 1)
+        self.columns = QSplitter(Qt.Orientation.Horizontal)
+        self.columns.addWidget(self.main_column)
         main = QSplitter(Qt.Orientation.Horizontal)
         main.addWidget(scroll)
-        main.addWidget(right)
+        main.addWidget(self.columns)
         main.setStretchFactor(1, 1)
-        for s in (top, side, bottom, right, main):
+        for s in (top, side, bottom, right, main, self.columns):
             s.setChildrenCollapsible(False)
         outer.addWidget(main, 1)
         self.setCentralWidget(central)
@@ -211,6 +248,11 @@ class MainWindow(QMainWindow):
         self.vm.cleared.connect(self.clear_traced_neurons)
         self.vm.row_of = self.rasters.row_of  # the Vm legend names raster rows
         self.vm.traced_changed.connect(self.rasters.mark_traced)
+        self.channels.channel_clicked.connect(self.show_channel)
+        self.channels.layer_changed.connect(self.send_channel_layer)
+        c.compare_requested.connect(self.choose_compare)
+        c.export_toggled.connect(self.outputs.request_export)
+        c.record_toggled.connect(self.outputs.request_record)
         self.notice.action_requested.connect(self.accept_suggestion)
         self.notice.dismissed.connect(self.dismiss_suggestion)
         self.mismatch.dismissed.connect(self.dismiss_mismatch)
@@ -233,6 +275,7 @@ class MainWindow(QMainWindow):
         self._closed = True
         self.redraw_timer.stop()
         self.stats_timer.stop()
+        self.outputs.stop_all()
         self.bridge.detach()
         self._guard(self.pipeline.stop)
         if self._torch_threads is not None:  # as it was before start()
@@ -614,11 +657,17 @@ class MainWindow(QMainWindow):
         self._last_tick = now
         self.ticks += 1
         self._check_model()
+        self._check_compare()
         frames = self.bridge.take()
         if not frames:
             return
-        panels = self.panels if self.info is not None else [self.events]
-        for f in frames:
+        main = [f for f in frames if f.lane == 0]
+        if self.compare is not None:  # lane-1 frames without a column are dropped
+            self.compare.take([f for f in frames if f.lane == 1])
+        if not main:
+            return
+        panels = self.all_panels if self.info is not None else [self.events]
+        for f in main:
             if f.epoch != self._epoch:
                 self._epoch = f.epoch
                 for p in panels:
@@ -628,7 +677,9 @@ class MainWindow(QMainWindow):
             for p in panels:
                 p.push(self.seq, f)
         for p in panels:
-            p.render(self.seq)
+            if p not in self.depth_panels or p.isVisible():  # a hidden tab draws when shown
+                p.render(self.seq)
+        self.last_frame = main[-1]
         self.redraws += 1
         if self._auto_trace_at is not None and self.seq >= self._auto_trace_at:
             self._auto_trace()
@@ -654,7 +705,7 @@ class MainWindow(QMainWindow):
         self.info = info
         self._succeeded()
         if same_model:
-            for p in self.panels:
+            for p in self.all_panels:
                 p.update_info(info)
             self.controls.show_model_text(info)  # e.g. the same file loaded again
             self.controls.show_binning(info)
@@ -666,13 +717,138 @@ class MainWindow(QMainWindow):
         short = 0 < info.bin_us <= SHORT_BIN_US
         if not self._accumulate_chosen and self.settings.accumulate_events != short:
             self._configure(accumulate_events=short)
-        for p in self.panels:
+        for p in self.all_panels:
             p.set_model(info, self.settings)
+        self.send_channel_layer(self.channels.wanted_layer() or "")
         self._auto_trace_at = self.seq + 2 * info.window_steps
         self.controls.set_model(info, self.settings)
         self.controls.show_settings(self.settings)
         self.prediction.set_binning_note(info)
         self._update_title()
+
+    @property
+    def all_panels(self) -> list[Panel]:
+        """Every panel of the main model: the live ones and the in-depth tabs."""
+        return [*self.panels, *self.depth_panels]
+
+    @Slot(int)
+    def tab_shown(self, index: int) -> None:
+        """An in-depth tab came into view: draw what it was given while hidden."""
+        note_slot("MainWindow.tab_shown")
+        panel = self.tabs.widget(index)
+        if isinstance(panel, Panel) and self.info is not None:
+            panel.render(self.seq)
+
+    @Slot(str, int)
+    def show_channel(self, layer: str, channel: int) -> None:
+        """The channel panel's click: raster that channel of ``layer`` (as the raster
+        group's channel spin does), showing the layer's raster if it was hidden."""
+        note_slot("MainWindow.show_channel")
+        chosen = {**self.settings.raster_channel, layer: int(channel)}
+        self.controls.show_raster_channel(layer, int(channel))
+        self.apply_settings_edit({"raster_channel": chosen})
+        self.channels.set_picked_channel(int(channel))
+        shown = self.rasters.shown_layers()
+        if layer not in shown:
+            self.rasters.show_layers([*shown, layer])
+
+    @Slot(str)
+    def send_channel_layer(self, layer: str) -> None:
+        """Ask the pipeline for ``layer``'s whole spike maps (the channel panel's layer)."""
+        note_slot("MainWindow.send_channel_layer")
+        want = layer or None
+        self.channels.set_spike_map_layer(want)
+        if want != self.settings.channel_layer:
+            self._configure(channel_layer=want)
+
+    # -- compare mode ----------------------------------------------------------------------
+    @Slot(object)
+    def choose_compare(self, choice: object) -> None:
+        """The compare chooser: a checkpoint, None ("none": end compare mode) or browse."""
+        note_slot("MainWindow.choose_compare")
+        if choice == BROWSE:
+            path, _ = QFileDialog.getOpenFileName(
+                self, "Compare with a checkpoint", "", CHECKPOINT_FILTER
+            )
+            if not path:
+                self.controls.select_compare(self.settings.compare_checkpoint)
+                return
+            choice = Path(path)
+        self.compare_with(None if choice is None else Path(str(choice)))
+
+    def compare_with(self, checkpoint: Path | None) -> None:
+        """Step ``checkpoint`` beside the main model (lane 1); None ends compare mode and
+        removes the second column at once. A load failure shows as a notice."""
+        path = None if checkpoint is None else Path(checkpoint)
+        options = None if path is None else self.import_options.get(path)
+        self.settings = dataclasses.replace(
+            self.settings, compare_checkpoint=path, compare_import_options=options
+        )
+        self.controls.select_compare(path)
+        self._compare_error_seen = ""
+        self.compare_notice.clear()
+        if path is None:
+            self._remove_compare()
+        self._guard(self.pipeline.compare_model, path, options)
+
+    def _check_compare(self) -> None:
+        """Lay out (or out again, or remove) the second column for lane 1's model."""
+        try:
+            info = self.pipeline.model_info(1)
+        except Exception as e:
+            self.show_error(str(e))
+            return
+        if info is None or self.settings.compare_checkpoint is None:
+            if self.compare is not None and (info is None or info is not self.compare.info):
+                self._remove_compare()
+            return
+        column = self.compare
+        if column is not None and info is column.info:
+            return
+        if column is None:
+            column = self.compare = CompareColumn()
+            self.columns.addWidget(column)
+            width = max(self.columns.width(), 2)
+            self.columns.setSizes([width * 11 // 20, width * 9 // 20])
+            self.main_title.setVisible(True)
+        elif column.info is not None and model_key(info) == model_key(column.info):
+            column.update_info(info)
+            return
+        column.set_model(info, self.settings)
+        self.compare_notice.clear()
+        self._update_title()
+
+    def _remove_compare(self) -> None:
+        column, self.compare = self.compare, None
+        self.main_title.setVisible(False)
+        if column is not None:
+            column.hide()
+            column.deleteLater()  # in the GUI thread, by Qt (not by a collector elsewhere)
+            self._update_title()
+
+    def _check_compare_stats(self, st: PipelineStats) -> None:
+        """A compare load error (once per error) as a notice; the binning note."""
+        error = st.compare_error
+        if error and error != self._compare_error_seen:
+            self._compare_error_seen = error
+            text = f"Compare mode: {error} (the main model keeps running)"
+            self.compare_notice.show_notice(("compare", error), text, "", None, error)
+            kept = self.compare.info if self.compare is not None else None
+            path = None if kept is None else kept.path
+            self.settings = dataclasses.replace(
+                self.settings,
+                compare_checkpoint=path,
+                compare_import_options=None if path is None else self.import_options.get(path),
+            )
+            self.controls.select_compare(path)
+        if self.compare is not None:
+            self.compare.set_note(st.compare_note)
+            self.compare.flush_hints()
+
+    def _update_titles(self) -> None:
+        self.main_title.setText(column_title(MAIN_TITLE, self.info))
+        if self.compare is not None:
+            self.compare.set_title(self.compare.info)
 
     def _succeeded(self) -> None:
         """A new stream or model came: an error from an earlier open or load is over."""
@@ -730,7 +906,10 @@ class MainWindow(QMainWindow):
         if self.live_spec is not None:
             rec = self.live_spec
         model = self.info.name if self.info else "loading model"
+        if self.compare is not None and self.compare.info is not None:
+            model += f" vs {self.compare.info.name}"
         self.setWindowTitle(f"dvsapp — {rec} — {model}")
+        self._update_titles()
 
     @Slot()
     def stats_tick(self) -> None:
@@ -748,7 +927,9 @@ class MainWindow(QMainWindow):
         self._check_recording_failure(st)
         self._update_suggestion(st)
         self._update_mismatch(st)
-        for p in self.panels:
+        self._check_compare_stats(st)
+        self.outputs.check(st)
+        for p in self.all_panels:
             p.flush_hint()
         self.status.update_stats(st, self.rates.health if self.info else None, self.info)
         if st.state == "error" and st.message:

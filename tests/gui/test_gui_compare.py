@@ -1,0 +1,268 @@
+"""Compare mode (a second model's column beside the main one), the per-step export and the
+window's video recording, against the stand-in pipeline."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtWidgets import QFileDialog
+
+from dvsapp.gui import theme
+from dvsapp.gui.controls import BROWSE, NO_COMPARE
+from dvsapp.gui.main_window import MainWindow
+from dvsapp.gui.slots import reset_slot_report, slot_report
+from dvsapp.pipeline import PipelineSettings
+
+from .fake_pipeline import RATES, FakePipeline
+from .gui_helpers import WAIT_MS, colour_pixels, grab, make_window, wait_steps
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "recordings" / "demo_rotating_bar.aedat4"
+RESNET = REPO / "models" / "resnet_small_synth.safetensors"
+COLLAPSED = REPO / "models" / "resnet_small_synth_nonorm_collapsed.safetensors"
+SCREENSHOT = Path("/tmp/compare.png")
+
+
+@pytest.fixture
+def fake(qtbot):
+    reset_slot_report()
+    pipe = FakePipeline(PipelineSettings(recording=DEMO))
+    win = make_window(qtbot, pipe, [RESNET, COLLAPSED], start=True)
+    wait_steps(qtbot, win, 16)
+    yield win, pipe
+    win.close()
+    assert not pipe.running
+    assert pipe.worker_exceptions == []
+
+
+def _choose_compare(win: MainWindow, data: object) -> None:
+    """Pick the compare chooser's entry holding ``data``, as a click does."""
+    combo = win.controls.compare
+    i = combo.findData(data)
+    assert i >= 0, data
+    combo.setCurrentIndex(i)
+    combo.activated.emit(i)
+
+
+def _compare_on(qtbot, win: MainWindow, checkpoint: Path, steps: int = 32) -> None:
+    _choose_compare(win, checkpoint)
+    qtbot.waitUntil(lambda: win.compare is not None and win.compare.seq >= steps, timeout=WAIT_MS)
+    qtbot.wait(60)
+
+
+def _spike_density(panel) -> float:
+    """Spike-coloured pixels per pixel of a raster panel's grab."""
+    rgb = grab(panel)
+    palette = np.array([theme.hex_rgb(c) for c in theme.PALETTE], np.uint8)
+    return colour_pixels(rgb, palette) / (rgb.shape[0] * rgb.shape[1])
+
+
+def _record_lanes(panel) -> list[int]:
+    """Make ``panel`` note the lane of every frame pushed into it."""
+    lanes: list[int] = []
+    push = panel.push
+
+    def noting(seq, frame):
+        lanes.append(frame.lane)
+        push(seq, frame)
+
+    panel.push = noting
+    return lanes
+
+
+def test_compare_column_shows_lane_1_only(fake, qtbot) -> None:
+    """The compared model gets its own titled column (prediction, rasters, rates) fed only
+    lane-1 frames: its rates are the collapsed model's, its rasters darker; the main panels
+    see lane 0 only. Saves a screenshot of compare mode at 1600x1000."""
+    win, pipe = fake
+    c = win.controls
+    assert c.compare.itemData(0) == NO_COMPARE and c.compare.currentIndex() == 0
+    listed = {c.compare.itemData(i) for i in range(c.compare.count())}
+    assert {RESNET, COLLAPSED, BROWSE} <= listed
+    assert win.compare is None and not win.main_title.isVisible()
+    main_lanes = _record_lanes(win.rates)
+    _compare_on(qtbot, win, COLLAPSED, steps=2)
+    assert ("compare_model", COLLAPSED) in pipe.calls
+    col = win.compare
+    assert col is not None and col.isVisible()
+    lane1 = _record_lanes(col.rates)
+    pred1 = _record_lanes(col.prediction)
+    qtbot.waitUntil(lambda: len(lane1) >= 48, timeout=WAIT_MS)
+    qtbot.wait(100)
+    assert set(lane1) == {1} and set(pred1) == {1}
+    assert main_lanes and set(main_lanes) == {0}
+    # state: each column's rates are what the fake sent on its lane
+    np.testing.assert_array_equal(col.rates._rates, RATES[1])
+    np.testing.assert_array_equal(win.rates._rates, RATES[0])
+    assert not np.array_equal(col.rates._rates, win.rates._rates)
+    assert col.rates.health.silent != win.rates.health.silent  # collapsed: more silent layers
+    assert 0 < col.seq <= pipe.sent_frames[1]
+    # titles name each column's model
+    assert win.main_title.isVisible() and "fake.safetensors" in win.main_title.text()
+    assert COLLAPSED.name in col.title.text()
+    assert COLLAPSED.name in win.windowTitle()
+    assert not col.note.isVisible()  # same binning: no note
+    # pixels: the compared raster is drawn, and sparser than the main model's
+    main_density, other_density = _spike_density(win.rasters), _spike_density(col.rasters)
+    assert other_density > 0.0005, other_density
+    assert other_density < 0.5 * main_density, (other_density, main_density)
+    # the layout: both columns side by side, each panel with room at 1600x1000
+    assert win.width() == 1600
+    assert col.geometry().left() > win.main_column.geometry().right()
+    for panel in [*col.panels, win.prediction, win.rasters, win.rates, win.events]:
+        assert panel.width() >= 200 and panel.height() >= 150, type(panel).__name__
+    hint = win.minimumSizeHint()
+    assert hint.width() <= 1600 and hint.height() <= 1000, hint
+    win.grab().save(str(SCREENSHOT))
+    _, off_thread = slot_report()
+    assert off_thread == {}, off_thread
+
+
+def test_compare_off_removes_the_column(fake, qtbot) -> None:
+    win, pipe = fake
+    _compare_on(qtbot, win, COLLAPSED)
+    _choose_compare(win, NO_COMPARE)
+    assert ("compare_model", None) in pipe.calls
+    assert win.compare is None and not win.main_title.isVisible()
+    assert win.settings.compare_checkpoint is None
+    assert " vs " not in win.windowTitle()
+    seq = win.seq
+    qtbot.wait(300)
+    assert win.compare is None  # stays off
+    assert win.seq > seq  # the main model runs on
+    assert win.columns.count() == 1
+
+
+def test_compare_error_keeps_the_main_model(fake, qtbot, monkeypatch, tmp_path) -> None:
+    """A compared model that fails to load (picked through 'other checkpoint…') shows as a
+    one-line notice; the main model keeps running and the chooser says 'none' again."""
+    win, pipe = fake
+    missing = tmp_path / "missing.safetensors"
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(missing), ""))
+    _choose_compare(win, BROWSE)
+    assert ("compare_model", missing) in pipe.calls
+    qtbot.waitUntil(lambda: win.compare_notice.isVisible(), timeout=WAIT_MS)
+    text = win.compare_notice.text()
+    assert "missing.safetensors: no such file" in text and "\n" not in text
+    assert win.compare is None
+    assert win.settings.compare_checkpoint is None
+    assert win.controls.compare.currentData() == NO_COMPARE
+    assert not win.banner.isVisible()  # a notice, not an error of the main model
+    seq = win.seq
+    qtbot.wait(300)
+    assert win.seq > seq and win.pipeline.stats().state == "running"
+    _compare_on(qtbot, win, COLLAPSED, steps=2)  # a good one afterwards clears the notice
+    assert not win.compare_notice.isVisible()
+
+
+def test_compare_note_when_binning_differs(fake, qtbot, tmp_path) -> None:
+    win, _ = fake
+    coarse = tmp_path / "coarse_model.safetensors"
+    shutil.copy(COLLAPSED, coarse)
+    win.compare_with(coarse)
+    qtbot.waitUntil(
+        lambda: win.compare is not None and win.compare.note.isVisible(), timeout=WAIT_MS
+    )
+    assert "bins 20 ms" in win.compare.note.text()
+    assert win.controls.compare.currentData() == coarse  # a new file is listed
+    qtbot.waitUntil(lambda: win.compare.seq >= 8, timeout=WAIT_MS)
+    assert win.compare.seq < win.seq  # it steps half as often
+
+
+def test_export_button_starts_and_stops_with_rows(fake, qtbot, tmp_path) -> None:
+    win, pipe = fake
+    c = win.controls
+    asked: list[str] = []
+    target = tmp_path / "steps"  # no suffix: .parquet is added
+
+    def ask(parent, caption, start, filters):
+        asked.append(filters)
+        return str(target)
+
+    win.outputs.ask_save_path = ask
+    c.export_button.click()
+    want = tmp_path / "steps.parquet"
+    assert ("start_export", want) in pipe.calls
+    assert asked and "*.parquet" in asked[0]
+    assert c.export_button.isChecked() and c.export_button.text() == "Stop export"
+    qtbot.waitUntil(lambda: pipe.export_rows > 20, timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: win.outputs.export_rows > 0, timeout=WAIT_MS)  # stats tick
+    assert "rows →" in c.export_label.text()
+    assert "steps.parquet" in c.export_label.text()
+    c.export_button.click()
+    assert pipe.calls[-1] == ("stop_export", None)
+    assert not c.export_button.isChecked() and c.export_button.text() == "Export…"
+    assert "rows written to steps.parquet" in c.export_label.text()
+    rows = win.outputs.export_rows
+    assert rows > 0 and f"{rows:,}" in c.export_label.text()
+    # a cancelled dialog starts nothing
+    win.outputs.ask_save_path = lambda *a: ""
+    n = len(pipe.calls)
+    c.export_button.click()
+    assert not c.export_button.isChecked()
+    assert not [x for x in pipe.calls[n:] if x[0] == "start_export"]
+
+
+def test_export_error_resets_the_button(fake, qtbot, tmp_path) -> None:
+    win, pipe = fake
+    c = win.controls
+    bad = tmp_path / "no_such_folder" / "x.parquet"
+    win.outputs.ask_save_path = lambda *a: str(bad)
+    c.export_button.click()
+    assert ("start_export", bad) in pipe.calls
+    qtbot.waitUntil(lambda: not c.export_button.isChecked(), timeout=WAIT_MS)
+    assert win.banner.isVisible() and "does not exist" in win.banner.text()
+    assert "\n" not in win.banner.text()
+    assert c.export_button.text() == "Export…" and win.outputs.export_target is None
+    seq = win.seq
+    qtbot.wait(200)
+    assert win.seq > seq  # the model runs on
+
+
+def test_record_video_writes_the_window(fake, qtbot, tmp_path) -> None:
+    """The record button writes an MP4 whose frames show the window."""
+    pytest.importorskip("dvsapp.gui.video_recorder")
+    av = pytest.importorskip("av")
+    win, _ = fake
+    c = win.controls
+    target = tmp_path / "window.mp4"
+    win.outputs.ask_save_path = lambda *a: str(target)
+    c.record_button.click()
+    assert c.record_button.isChecked() and win.outputs.recorder is not None
+    assert "t " in win.outputs.stamp() and "window" in win.outputs.stamp()
+    qtbot.wait(1500)
+    c.record_button.click()
+    assert not c.record_button.isChecked() and win.outputs.recorder is None
+    assert target.exists() and target.stat().st_size > 1000
+    with av.open(str(target)) as box:
+        frames = [f.to_ndarray(format="rgb24") for f in box.decode(video=0)]
+    assert len(frames) >= 5, len(frames)
+    last = frames[-1].astype(np.float32)
+    h, w = last.shape[:2]
+    assert abs(w / h - win.width() / win.height()) < 0.05, (w, h)
+    shot = grab(win)
+    rows = np.linspace(0, shot.shape[0] - 1, h).astype(int)
+    cols = np.linspace(0, shot.shape[1] - 1, w).astype(int)
+    small = shot[rows][:, cols].astype(np.float32)
+    # the same window: close to its grab overall (the live panels have moved on a little)
+    assert np.abs(last - small).mean() < 40, np.abs(last - small).mean()
+    assert last.std() > 10  # not a blank frame
+
+
+def test_channel_click_shows_that_channel_in_the_raster(fake, qtbot) -> None:
+    pytest.importorskip("dvsapp.gui.panels.channels")
+    win, pipe = fake
+    panel = win.channels
+    panel.layer_changed.emit("layer2.0.lif1")
+    assert win.settings.channel_layer == "layer2.0.lif1"
+    panel.channel_clicked.emit("layer2.0.lif1", 3)
+    assert win.settings.raster_channel == {"layer2.0.lif1": 3}
+    configured = [s for name, s in pipe.calls if name == "configure"]
+    assert configured[-1].raster_channel == {"layer2.0.lif1": 3}
+    assert win.controls.channel_layer.currentText() == "layer2.0.lif1"
+    assert win.controls.channel.value() == 3
+    qtbot.waitUntil(lambda: win.rasters.layers["layer2.0.lif1"].rows == 256, timeout=WAIT_MS)
+    assert "channel 3" in win.rasters._captions["layer2.0.lif1"]
