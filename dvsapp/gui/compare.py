@@ -1,5 +1,6 @@
 """Compare mode's second column: the compared model's (lane 1) prediction, rasters and firing
-rates, built from the same panel classes as the main model's and fed only lane-1 frames.
+rates (and, in tabs, its Vm histogram and synaptic operations), built from the same panel
+classes as the main model's and fed only lane-1 frames.
 
 The column keeps its own step count and stream epoch (a lane steps at its own binning), so
 its history is cleared and scrolled exactly as the main panels' are in
@@ -8,13 +9,16 @@ its history is cleared and scrolled exactly as the main panels' are in
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from dvsapp.gui.panels.base import Panel
 from dvsapp.gui.panels.prediction import PredictionPanel
 from dvsapp.gui.panels.rasters import RasterPanel
 from dvsapp.gui.panels.rates import RatesPanel
+from dvsapp.gui.panels.synops import SynopsPanel
+from dvsapp.gui.panels.vm_hist import VmHistogramPanel
+from dvsapp.gui.slots import note_slot
 from dvsapp.gui.widgets import ElidedLabel
 from dvsapp.pipeline import ModelInfo, PipelineSettings, StepFrame
 
@@ -57,16 +61,29 @@ class CompareColumn(QWidget):
         self.prediction = PredictionPanel()
         self.rasters = RasterPanel()
         self.rates = RatesPanel()
+        self.vm_hist = VmHistogramPanel()
+        self.synops = SynopsPanel()
         self.panels: list[Panel] = [self.prediction, self.rasters, self.rates]
+        #: In tabs under the rates, drawn while shown.
+        self.depth_panels: list[Panel] = [self.vm_hist, self.synops]
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.vm_hist, "Vm histogram")
+        self.tabs.addTab(self.synops, "Synaptic ops")
+        self.tabs.currentChanged.connect(self.tab_shown)
+        side = QSplitter(Qt.Orientation.Vertical)
+        side.addWidget(self.rates)
+        side.addWidget(self.tabs)
+        side.setSizes([300, 280])
         bottom = QSplitter(Qt.Orientation.Horizontal)
         bottom.addWidget(self.rasters)
-        bottom.addWidget(self.rates)
+        bottom.addWidget(side)
         bottom.setSizes([360, 260])
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(self.prediction)
         self.splitter.addWidget(bottom)
         self.splitter.setSizes([370, 580])
-        for s in (bottom, self.splitter):
+        for s in (side, bottom, self.splitter):
             s.setChildrenCollapsible(False)
         col.addWidget(self.splitter, 1)
         self.info: ModelInfo | None = None
@@ -78,18 +95,30 @@ class CompareColumn(QWidget):
     def set_title(self, info: ModelInfo | None) -> None:
         self.title.setText(column_title(COMPARE_TITLE, info))
 
+    @property
+    def all_panels(self) -> list[Panel]:
+        return [*self.panels, *self.depth_panels]
+
+    @Slot(int)
+    def tab_shown(self, index: int) -> None:
+        """A tab came into view: draw what it was given while hidden."""
+        note_slot("CompareColumn.tab_shown")
+        panel = self.tabs.widget(index)
+        if isinstance(panel, Panel) and self.info is not None:
+            panel.render(self.seq)
+
     def set_model(self, info: ModelInfo, settings: PipelineSettings) -> None:
         """The compared model was (re)loaded: lay every panel out for it."""
         self.info = info
         self.set_title(info)
-        for p in self.panels:
+        for p in self.all_panels:
             p.set_model(info, settings)
         self.prediction.set_binning_note(info)
 
     def update_info(self, info: ModelInfo) -> None:
         """Same compared model, new details (e.g. which neurons its rasters carry)."""
         self.info = info
-        for p in self.panels:
+        for p in self.all_panels:
             p.update_info(info)
         self.prediction.set_binning_note(info)
 
@@ -100,7 +129,7 @@ class CompareColumn(QWidget):
         self.note.setVisible(bool(text))
 
     def clear_history(self) -> None:
-        for p in self.panels:
+        for p in self.all_panels:
             p.clear_history()
 
     def take(self, frames: list[StepFrame]) -> bool:
@@ -115,12 +144,13 @@ class CompareColumn(QWidget):
                 self.epoch = f.epoch
             self.seq += 1
             self.frames += 1
-            for p in self.panels:
+            for p in self.all_panels:
                 p.push(self.seq, f)
-        for p in self.panels:
-            p.render(self.seq)
+        for p in self.all_panels:
+            if p not in self.depth_panels or p.isVisible():
+                p.render(self.seq)
         return True
 
     def flush_hints(self) -> None:
-        for p in self.panels:
+        for p in self.all_panels:
             p.flush_hint()

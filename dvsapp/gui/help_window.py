@@ -39,6 +39,36 @@ PANELS: tuple[tuple[str, str], ...] = (
         "the dashed line is the layer's threshold times the live threshold scale, labelled "
         "'Vth' at the right edge. 'clear' removes the traces.",
     ),
+    (
+        "Vm histogram (tab)",
+        "How one layer's membrane potentials are spread at this step, in bins relative to "
+        "its threshold, with the live threshold marked: a layer piled far below it is "
+        "going silent.",
+    ),
+    (
+        "Channels (tab)",
+        "A conv layer's channels: each one's rate over time and its rate map over the "
+        "window, silent and saturated channels ringed. Click a channel to show it in the "
+        "spike raster.",
+    ),
+    (
+        "Synaptic ops (tab)",
+        "Operations per synaptic layer at this step (AC for spiking inputs, MAC otherwise) "
+        "against a dense evaluation, with the totals and the activation sparsity.",
+    ),
+    (
+        "Compare mode",
+        "'compare' in the Model box steps a second model on the same events, binned by its "
+        "own checkpoint: its prediction, rasters and rates show in a second column titled "
+        "with its name (a note says when the two bin differently). 'none' ends it; a model "
+        "that fails to load is said in one line and the main model runs on.",
+    ),
+    (
+        "Export and record",
+        "'Export…' writes one row per model step to a Parquet file until pressed again "
+        "(the rows written show beside it); 'Record video…' records the window as an MP4, "
+        "stamped with the stream time, window and step.",
+    ),
 )
 
 #: (flag, meaning).

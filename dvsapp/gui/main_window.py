@@ -114,6 +114,9 @@ class MainWindow(QMainWindow):
         self.import_options: dict[Path, Any] = {}
         if self.settings.checkpoint is not None and self.settings.import_options is not None:
             self.import_options[self.settings.checkpoint] = self.settings.import_options
+        other, options = self.settings.compare_checkpoint, self.settings.compare_import_options
+        if other is not None and options is not None:
+            self.import_options[other] = options
         self._model_failures = 0  # PipelineStats.model_failures handled so far
         self._recording_failures = 0  # PipelineStats.recording_failures handled so far
         #: An open or load was asked for: its success (a new stream or model) clears the
@@ -157,6 +160,7 @@ class MainWindow(QMainWindow):
         self.shortcuts = Shortcuts(self)
         self.controls.set_recording(self.settings.recording)
         self.controls.select_model(self.settings.checkpoint)
+        self.controls.select_compare(self.settings.compare_checkpoint)
         self.controls.show_settings(self.settings)
 
         self.bridge = MailboxBridge(self)

@@ -109,7 +109,10 @@ class Outputs(QObject):
 
     def check(self, st: PipelineStats | None) -> None:
         """Stats tick: rows written so far; an export error stops the export (one line in
-        the error banner) and turns the button off."""
+        the error banner) and turns the button off; so does a video that failed."""
+        recorder = self.recorder
+        if recorder is not None and getattr(recorder, "error", ""):
+            self.stop_video()
         if self.export_target is None:
             return
         win = self.window
@@ -171,7 +174,9 @@ class Outputs(QObject):
         try:
             recorder.stop()
         except Exception as e:
-            self.window.show_error(f"video recording failed: {_one_line(e)}")
+            recorder.error = getattr(recorder, "error", "") or _one_line(e)
+        if getattr(recorder, "error", ""):
+            self.window.show_error(f"video recording failed: {recorder.error}")
             text = "video failed"
         self.window.controls.set_recording_video(False, text)
 

@@ -266,3 +266,39 @@ def test_channel_click_shows_that_channel_in_the_raster(fake, qtbot) -> None:
     assert win.controls.channel.value() == 3
     qtbot.waitUntil(lambda: win.rasters.layers["layer2.0.lif1"].rows == 256, timeout=WAIT_MS)
     assert "channel 3" in win.rasters._captions["layer2.0.lif1"]
+
+
+def test_in_depth_panels_get_their_lanes_analysis(fake, qtbot) -> None:
+    """The in-depth tabs draw the main model's probes; the compared column's tabs its own
+    (the collapsed model does far fewer synaptic operations)."""
+    win, _ = fake
+    _compare_on(qtbot, win, COLLAPSED)
+    col = win.compare
+    assert col is not None
+    for tabs, panel in ((win.tabs, win.synops), (col.tabs, col.synops)):
+        tabs.setCurrentWidget(panel)
+    qtbot.waitUntil(
+        lambda: win.synops.analysis is not None and col.synops.analysis is not None,
+        timeout=WAIT_MS,
+    )
+    main_ops = sum(ops for _, ops, _, _ in win.synops.per_layer())
+    other_ops = sum(ops for _, ops, _, _ in col.synops.per_layer())
+    assert 0 < other_ops < 0.5 * main_ops, (other_ops, main_ops)
+    assert "sparsity" in win.synops.totals_text()
+    win.tabs.setCurrentWidget(win.channels)
+    qtbot.waitUntil(lambda: win.channels.stats is not None, timeout=WAIT_MS)
+    assert win.channels.layer == win.settings.channel_layer  # its maps are asked for
+
+
+def test_video_that_cannot_be_written_says_why(fake, qtbot, tmp_path) -> None:
+    pytest.importorskip("dvsapp.gui.video_recorder")
+    pytest.importorskip("av")
+    win, _ = fake
+    c = win.controls
+    win.outputs.ask_save_path = lambda *a: str(tmp_path / "missing" / "w.mp4")
+    c.record_button.click()
+    assert not c.record_button.isChecked() and win.outputs.recorder is None
+    assert win.banner.isVisible() and "cannot record video" in win.banner.text()
+    seq = win.seq
+    qtbot.wait(200)
+    assert win.seq > seq
