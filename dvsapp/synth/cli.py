@@ -1,4 +1,5 @@
-"""``dvsapp synth``: write synthetic DVS128 Gesture-like recordings with their label CSVs."""
+"""``dvsapp synth``: write synthetic DVS128 Gesture-like recordings with their label CSVs, or
+(``--critic``) let a network trained on the real recordings judge synthetic clips."""
 
 from __future__ import annotations
 
@@ -27,12 +28,31 @@ def add_parser(subparsers: Any) -> None:
         description=(
             "Render an articulated figure doing the 11 DVS128 Gesture classes back to back and "
             "turn it into events with the DVS pixel model. File i uses seed S+i and is named "
-            "synth_seed<S+i>.aedat / .aedat4 with synth_seed<S+i>_labels.csv beside it."
+            "synth_seed<S+i>.aedat / .aedat4 with synth_seed<S+i>_labels.csv beside it. "
+            "With --critic, write nothing: generate N clips per class and print how the "
+            "network trained on the real DVS128 Gesture names them (per-class accuracy and "
+            "confusion matrix)."
         ),
     )
-    p.add_argument("out_dir", metavar="OUT_DIR", type=Path, help="folder to write (created)")
+    p.add_argument(
+        "out_dir", metavar="OUT_DIR", type=Path, nargs="?", help="folder to write (created)"
+    )
     p.add_argument("--files", type=int, default=1, metavar="N", help="recordings to write (1)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the first file (0)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        metavar="S",
+        help="seed of the first file (0), or of the critic's first clip per class (1000000)",
+    )
+    p.add_argument(
+        "--generator",
+        type=int,
+        default=None,
+        metavar="V",
+        help="generator version: 1 (default; what the shipped models were trained on) or 2 "
+        "(a whole body in a realistic scene)",
+    )
     p.add_argument("--gesture-s", type=float, default=2.0, metavar="SEC", help="per gesture (2)")
     p.add_argument("--gap-s", type=float, default=0.3, metavar="SEC", help="between gestures")
     p.add_argument("--format", choices=sorted(FORMAT_CHOICES), default="both")
@@ -43,6 +63,23 @@ def add_parser(subparsers: Any) -> None:
         help="comma-separated class names or 0-based indices, in recording order "
         "(default: all 11 in a seed-shuffled order)",
     )
+    c = p.add_argument_group("critic (--critic)")
+    c.add_argument(
+        "--critic",
+        action="store_true",
+        help="judge synthetic clips with the network trained on real DVS128 Gesture",
+    )
+    c.add_argument("--n-per-class", type=int, default=10, metavar="N", help="clips (10)")
+    c.add_argument("--clip-s", type=float, default=None, metavar="SEC", help="clip length (6)")
+    c.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="the critic (models/snntorch_dvs_gesture.safetensors)",
+    )
+    c.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    c.add_argument("--threads", type=int, default=1, metavar="N", help="torch CPU threads (1)")
     p.set_defaults(func=run)
 
 
@@ -67,12 +104,58 @@ def parse_classes(text: str | None) -> list[int] | None:
     return out
 
 
+def run_critic(args: argparse.Namespace) -> int:
+    """``--critic``: print the critic's per-class accuracy and confusion matrix (or JSON)."""
+    import json
+
+    from tqdm import tqdm
+
+    from dvsapp.synth import critic
+
+    if args.out_dir is not None:
+        raise ConfigError("--critic writes no files: give no OUT_DIR")
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, not {args.threads}")
+    classes = parse_classes(args.classes)
+    model = critic.CRITIC_MODEL if args.model is None else args.model
+    critic.load_critic(model)  # a missing model fails before any clip is made
+    with tqdm(unit="clip", desc="critic", file=sys.stderr, disable=None, leave=False) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        report = critic.run_critic(
+            args.n_per_class,
+            seed=critic.DEFAULT_SEED if args.seed is None else args.seed,
+            clip_s=critic.DEFAULT_CLIP_S if args.clip_s is None else args.clip_s,
+            generator=1 if args.generator is None else args.generator,
+            model=model,
+            classes=classes,
+            threads=args.threads,
+            progress=progress,
+        )
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print("\n".join(report.table()))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Write the recordings; print each path. Bad arguments raise ConfigError (one line)."""
+    from dvsapp.synth.generate import DEFAULT_GENERATOR, check_generator
+
+    generator = check_generator(DEFAULT_GENERATOR if args.generator is None else args.generator)
+    if args.critic:
+        return run_critic(args)
+    if args.out_dir is None:
+        raise ConfigError("OUT_DIR is required (the folder to write), unless --critic")
+    seed = 0 if args.seed is None else args.seed
     if not 1 <= args.files <= MAX_FILES:
         raise ConfigError(f"--files must be in 1..{MAX_FILES}, not {args.files}")
-    if args.seed < 0:
-        raise ConfigError(f"--seed must be >= 0, not {args.seed}")
+    if seed < 0:
+        raise ConfigError(f"--seed must be >= 0, not {seed}")
     if args.format not in FORMAT_CHOICES:
         raise ConfigError(f"--format must be one of {', '.join(FORMAT_CHOICES)}")
     classes = parse_classes(args.classes)
@@ -80,10 +163,12 @@ def run(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"{out_dir}: exists and is not a folder")
     kwargs: dict[str, Any] = {"gesture_s": args.gesture_s, "gap_s": args.gap_s}
+    if generator != DEFAULT_GENERATOR:
+        kwargs["generator"] = generator
     if classes is not None:
         kwargs["classes"] = classes
     written = []
-    seeds = range(args.seed, args.seed + args.files)
+    seeds = range(seed, seed + args.files)
     from tqdm import tqdm
 
     from dvsapp.synth.generate import write_recording

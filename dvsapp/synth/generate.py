@@ -57,6 +57,12 @@ _WRITE_PACKET = 1 << 16
 # Seed-derived keys of the independent random streams.
 _SCENE, _GESTURE_MOTION, _RECORDING_MOTION, _PIXELS, _ORDER = range(5)
 
+#: Generator versions: 1 (this module's figure; what the shipped models were trained on) and 2
+#: (:mod:`dvsapp.synth.v2`, a whole body in a realistic scene). Each is frozen once released:
+#: the same (version, arguments) give the same bytes.
+GENERATORS = (1, 2)
+DEFAULT_GENERATOR = 1
+
 
 @dataclass(frozen=True)
 class Scene:
@@ -189,6 +195,15 @@ def _check_duration(name: str, value: float, allow_zero: bool = False) -> int:
     return round(v * 1e6)
 
 
+def check_generator(generator: Any) -> int:
+    """A valid generator version (see ``GENERATORS``)."""
+    if isinstance(generator, bool) or generator not in GENERATORS:
+        raise ConfigError(
+            f"generator must be one of {', '.join(map(str, GENERATORS))}, not {generator!r}"
+        )
+    return int(generator)
+
+
 def _check_class(c: Any) -> int:
     if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c < N_CLASSES:
         raise ConfigError(f"class index must be an integer in 0..{N_CLASSES - 1}, not {c!r}")
@@ -202,13 +217,19 @@ def gesture_events(
     *,
     t0_us: int = 0,
     amplitude: float | None = None,
+    generator: int = DEFAULT_GENERATOR,
 ) -> np.ndarray:
     """Events (EVENT_DTYPE, time-sorted, t in [t0_us, t0_us + duration)) of one gesture clip,
     deterministic by (class_index, seed); all variation drawn from seed.
 
     ``amplitude`` overrides the motion's drawn amplitude factor (about 0.75-1.25); 0 holds the
     figure still in the clip's first pose, leaving only noise and flicker events.
+    ``generator`` picks the version (``GENERATORS``; 1, the default, is this module's).
     """
+    if check_generator(generator) == 2:
+        from dvsapp.synth import v2
+
+        return v2.gesture_events(class_index, seed, duration_s, t0_us=t0_us, amplitude=amplitude)
     c = _check_class(class_index)
     seed = _check_seed(seed)
     dur_us = _check_duration("duration_s", duration_s)
@@ -254,6 +275,7 @@ def synth_recording(
     classes: Sequence[int] | None = None,
     gesture_s: float = 2.0,
     gap_s: float = 0.3,
+    generator: int = DEFAULT_GENERATOR,
 ) -> tuple[np.ndarray, list[LabelSegment]]:
     """One continuous recording with several gestures back to back (default: all 11 classes in a
     seed-shuffled order) as in DVS128 Gesture files; labels cover each gesture's span. One figure
@@ -263,7 +285,12 @@ def synth_recording(
     Layout: a gap, gesture 1, a gap, ..., gesture n, a gap; the recording spans
     ``[0, n * gesture_s + (n + 1) * gap_s)``. The figure starts and ends at rest (arms down) and
     in each gap eases from the last gesture's final pose to the next one's first pose.
+    ``generator`` picks the version (``GENERATORS``; 1, the default, is this module's).
     """
+    if check_generator(generator) == 2:
+        from dvsapp.synth import v2
+
+        return v2.synth_recording(seed, classes, gesture_s, gap_s)
     seed = _check_seed(seed)
     gesture_us = _check_duration("gesture_s", gesture_s)
     gap_us = _check_duration("gap_s", gap_s, allow_zero=True)
