@@ -222,3 +222,30 @@ def test_the_app_steps_as_run_does(recording: Path, capsys: pytest.CaptureFixtur
     got = [(f.window_result.pred, f.window_result.exit_step) for f in frames if f.window_result]
     assert got == [(w["pred"], w["exit_step"]) for w in lines[:-1]]
     assert all(f.analysis is not None for f in frames)
+
+
+def test_silent_channels_equal_the_spike_maps_of_the_window(recording: Path) -> None:
+    """Every conv layer's silent-channel count, step by step, equals the channels with no
+    spike in the window so far, counted from the whole spike maps (the collapsed model,
+    whose last layer is 1-D and silent: it must not count as a channel of the one before)."""
+    source = ReplaySource(recording, speed=math.inf)
+    loaded = _loaded(COLLAPSED)
+    settings = LaneSettings(raster_neurons=1, analysis=True)  # the tap keeps whole spike maps
+    lane = Lane(0, loaded, settings, source.sensor_size, recording)
+    layers = loaded.ckpt.model.spiking_layers()
+    convs = [n for n, shape in loaded.shapes.items() if len(shape) == 3]
+    acc: dict[str, np.ndarray] = {}
+    checked = 0
+    with source:
+        for st in Session([lane], source).drive():
+            if st.record is None:
+                continue
+            assert st.analysis is not None
+            for name in convs:
+                spikes = layers[name].record.spikes[0].sum(dim=(1, 2)).numpy()
+                acc[name] = spikes if st.record.step == 1 else acc[name] + spikes
+                stats = st.analysis.channels[name]
+                assert stats.silent == int((acc[name] == 0).sum()) <= len(stats.rates)
+                checked += stats.silent
+    lane.close()
+    assert checked > 1000  # the collapsed model's deep layers are silent
