@@ -66,8 +66,9 @@ def test_vm_histograms_match_numpy_and_follow_the_threshold_scale():
                 edges = vm_edges(layer.threshold)
                 ref, _ = np.histogram(vm, bins=np.concatenate(([-np.inf], edges, [np.inf])))
                 assert st.counts.sum() == st.neurons == vm.size
-                # float rounding may differ only for a Vm within ~1e-15 of an edge (a tie)
-                ties = int((np.abs(vm[:, None] - edges[None, :]) <= 1e-12).any(1).sum())
+                # float32 rounding may move a Vm within 1e-4 bin widths of an edge (a tie)
+                tie = 1e-4 * (edges[1] - edges[0])
+                ties = int((np.abs(vm[:, None] - edges[None, :]) <= tie).any(1).sum())
                 assert np.abs(st.counts - ref).sum() <= 2 * ties, name
                 now = layer.threshold * layer.threshold_scale
                 assert st.threshold_now == pytest.approx(now)

@@ -47,7 +47,7 @@ from dvsapp.snn.analysis.records import (
     SynapticLayer,
     VmStats,
 )
-from dvsapp.snn.analysis.vm import NBINS, VmPlan
+from dvsapp.snn.analysis.vm import VmPlan
 from dvsapp.snn.base import ProbeSpec, SpikingModel, SpikingNeuron
 
 Apply = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -66,7 +66,9 @@ class _Synapse:
     weight: Callable[[], torch.Tensor]
     apply: Apply
     x: torch.Tensor | None = None
-    key: tuple[Any, ...] | None = None
+    xshape: torch.Size | None = None
+    w: torch.Tensor | None = None  # the weight the fan-out map was made from, its version
+    ver: int = -1
     fanout: torch.Tensor | None = None  # [per-sample input numel]
     dense: float = 0.0  # per sample
     handle: Any = None
@@ -181,8 +183,9 @@ class Analyzer:
         self._conv = {n for n, s in self.shapes.items() if len(s) == 3}
         self._numel = {n: math.prod(s) for n, s in self.shapes.items()}
         self._saved_probes: dict[str, ProbeSpec | None] | None = None
-        self._acc: dict[str, np.ndarray] = {}
+        self._acc_all: np.ndarray | None = None
         self._acc_steps = 0
+        self._ch: _Channels | None = None
 
     # -- installation ----------------------------------------------------------------------
     def install(self) -> None:
@@ -236,20 +239,20 @@ class Analyzer:
 
     def reset(self) -> None:
         """A new stream: forget the window's channel counts."""
-        self._acc = {}
+        self._acc_all = None
         self._acc_steps = 0
         self._steps = 0
 
     # -- per step --------------------------------------------------------------------------
-    def _fanout(self, syn: _Synapse, x: torch.Tensor) -> torch.Tensor:
-        w = syn.weight()
-        key = (tuple(x.shape[1:]), x.device, w.data_ptr(), w._version)
-        if syn.key != key:
-            fan, dense = fanout_map(syn.apply, w, key[0])
+    def _fanout(self, syn: _Synapse, x: torch.Tensor, fresh: bool) -> torch.Tensor:
+        """The fan-out map for ``x``'s shape, recomputed when the shape or the weights
+        change (the weight tensor is looked up again at each window's first step)."""
+        w = syn.w if syn.w is not None and not fresh else syn.weight()
+        if syn.fanout is None or x.shape != syn.xshape or w is not syn.w or w._version != syn.ver:
+            fan, dense = fanout_map(syn.apply, w, tuple(x.shape[1:]))
             small = dense * x.shape[0] < _EXACT32
             syn.fanout = fan.to(x.device, torch.float32 if small else torch.float64)
-            syn.dense, syn.key = dense, key
-        assert syn.fanout is not None
+            syn.dense, syn.xshape, syn.w, syn.ver = dense, x.shape, w, w._version
         return syn.fanout
 
     def collect(self, step_in_window: int) -> StepAnalysis:
@@ -282,18 +285,22 @@ class Analyzer:
                 at += sums.numel()
             if layer.o is not None:
                 spikes_of.add(id(layer.o))
-        stats_at = at
         counts_at = -1  # in host64 when < 0
+        rest_at = rest_len = 0
+        plan = None
         if maps:
-            counts, stats = self._vm_plan(vm_layers, maps).reduce(maps)
-            parts.extend(stats)
-            at += 4 * len(stats)
-            if max(m.numel() for m in maps) < _EXACT32:
+            plan = self._vm_plan(vm_layers, maps)
+            counts, *rest = plan.reduce(maps)
+            if max(plan.sizes) < _EXACT32:
                 parts.append(counts.to(torch.float32))
                 counts_at = at
                 at += counts.numel()
             else:
                 wide.append(counts.to(torch.float64))
+            rest_at = at
+            parts.extend(rest)
+            at += sum(r.numel() for r in rest)
+            rest_len = at - rest_at
         syn_at: list[tuple[_Synapse, int, int, int]] = []  # synapse, batch, ops slot, flag slot
         ops32: list[torch.Tensor] = []
         ops64: list[torch.Tensor] = []
@@ -303,7 +310,7 @@ class Analyzer:
             if x is None:
                 continue
             syn.x = None
-            fan = self._fanout(syn, x)
+            fan = self._fanout(syn, x, step_in_window <= 1)
             b = x.shape[0]
             if id(x) in spikes_of:  # a spiking layer's output: 0/1
                 nz, flag = x, -1
@@ -334,13 +341,10 @@ class Analyzer:
         if ops64 or wide:
             host64 = torch.cat([*wide, torch.stack(ops64)] if ops64 else wide).cpu().numpy()
         out = self._unpack(step_in_window, batch, host, host64, ch_at, syn_at, ops_at, flag_at)
-        if maps:
-            n = len(vm_layers) * 2 * NBINS
+        if plan is not None:
+            n = plan.minlength
             counts_host = host[counts_at : counts_at + n] if counts_at >= 0 else host64[:n]
-            counts_host = counts_host.reshape(len(vm_layers), 2, NBINS)
-            for i, (name, layer) in enumerate(vm_layers):
-                st = host[stats_at + 4 * i : stats_at + 4 * i + 4]
-                out.vm[name] = _vm_stats(counts_host[i], st, layer.effective_threshold)
+            _vm_stats(out, vm_layers, *plan.unpack(counts_host, host[rest_at : rest_at + rest_len]))
         return out
 
     def _vm_plan(self, layers: list[tuple[str, SpikingNeuron]], maps: list[torch.Tensor]) -> VmPlan:
@@ -363,6 +367,13 @@ class Analyzer:
         assert self._plan is not None
         return self._plan
 
+    def _channel_layout(self, ch_at: list[tuple[str, int, int, bool]], batch: int) -> _Channels:
+        key = (tuple(ch_at), batch)
+        if self._ch is None or self._ch.key != key:
+            self._ch = _Channels(key, ch_at, self._numel, batch)
+            self._acc_all = None
+        return self._ch
+
     def _unpack(
         self,
         step_in_window: int,
@@ -375,29 +386,27 @@ class Analyzer:
         flag_at: int,
     ) -> StepAnalysis:
         out = StepAnalysis()
-        if step_in_window <= 1 or step_in_window <= self._acc_steps:
-            self._acc = {}
-        self._acc_steps = step_in_window
-        fired = neurons = 0.0
-        for name, i, n, per_channel in ch_at:
-            sums = host[i : i + n]
-            fired += float(sums.sum())
-            neurons += self._numel[name] * batch
-            if not per_channel:
-                continue
-            plane = self._numel[name] // n * batch
-            acc = self._acc.get(name)
-            acc = sums.copy() if acc is None else acc + sums
-            self._acc[name] = acc
-            window = acc / (plane * max(step_in_window, 1))
-            out.channels[name] = ChannelStats(
-                rates=(sums / plane).astype(np.float32),
-                window_rates=window.astype(np.float32),
-                silent=int(np.count_nonzero(acc == 0)),
-                saturated=int(np.count_nonzero(window >= SATURATED_RATE)),
-            )
-        if neurons:
-            out.sparsity = (neurons - fired) / neurons
+        if ch_at:
+            ch = self._channel_layout(ch_at, batch)
+            sums = host[: ch.size]
+            if step_in_window <= 1 or step_in_window <= self._acc_steps or self._acc_all is None:
+                self._acc_all = None
+            acc = sums if self._acc_all is None else self._acc_all + sums
+            self._acc_all = acc
+            self._acc_steps = step_in_window
+            rates = (sums / ch.plane).astype(np.float32)
+            window = acc / (ch.plane * max(step_in_window, 1))
+            dead, full = acc == 0, window >= SATURATED_RATE
+            window = window.astype(np.float32)
+            for name, i, n in ch.layers:  # each layer's own channels (not reduceat: a 1-D
+                # layer's entry after the last conv layer would join its last segment)
+                out.channels[name] = ChannelStats(
+                    rates[i : i + n],
+                    window[i : i + n],
+                    int(np.count_nonzero(dead[i : i + n])),
+                    int(np.count_nonzero(full[i : i + n])),
+                )
+            out.sparsity = (ch.neurons - float(sums.sum())) / ch.neurons if ch.neurons else math.nan
         for syn, b, slot, flag in syn_at:
             ops = float(host64[-1 - slot] if slot < 0 else host[ops_at + slot])
             spiking = flag < 0 or host[flag_at + flag] == 0.0  # a NaN distance is not 0
@@ -405,21 +414,54 @@ class Analyzer:
         return out
 
 
-def _vm_stats(counts2: np.ndarray, st: np.ndarray, threshold_now: float) -> VmStats:
-    """A :class:`VmStats` from one layer's ``[2, NBINS]`` counts (far, near) and its
-    ``[sum, sum of squares, min, max]``."""
-    counts = counts2.sum(0).astype(np.int64)
-    n = int(counts.sum())
-    total, squares, lo, hi = (float(v) for v in st)
-    mean = total / n if n else math.nan
-    var = squares / n - mean * mean if n else math.nan
-    return VmStats(
-        counts=counts,
-        neurons=n,
-        threshold_now=float(threshold_now),
-        near=float(counts2[1].sum()) / n if n else math.nan,
-        mean=mean,
-        std=math.sqrt(max(var, 0.0)) if n else math.nan,
-        min=lo,
-        max=hi,
-    )
+class _Channels:
+    """Where each layer's spike sums lie in the host copy (per channel for [C, H, W] maps,
+    one total otherwise) and the neurons behind each entry."""
+
+    def __init__(
+        self,
+        key: tuple[Any, ...],
+        ch_at: list[tuple[str, int, int, bool]],
+        numel: Mapping[str, int],
+        batch: int,
+    ) -> None:
+        self.key = key
+        self.size = sum(n for _, _, n, _ in ch_at)
+        plane = np.ones(self.size)
+        self.layers: list[tuple[str, int, int]] = []  # per-channel layers: name, start, C
+        for name, i, n, per_channel in ch_at:
+            plane[i : i + n] = numel[name] // n * batch
+            if per_channel:
+                self.layers.append((name, i, n))
+        self.plane = plane
+        self.neurons = float(sum(numel[name] * batch for name, _, _, _ in ch_at))
+
+
+def _vm_stats(
+    out: StepAnalysis,
+    layers: list[tuple[str, SpikingNeuron]],
+    counts2: np.ndarray,
+    sums: np.ndarray,
+    squares: np.ndarray,
+    lows: np.ndarray,
+    highs: np.ndarray,
+) -> None:
+    """``out.vm`` from the layers' ``[L, 2, NBINS]`` counts (far, near) and their sums,
+    sums of squares, minima and maxima."""
+    counts = counts2.sum(1).astype(np.int64)
+    n = counts.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = sums / n
+        std = np.sqrt(np.maximum(squares / n - mean * mean, 0.0))
+        near = counts2[:, 1].sum(1) / n
+    for i, (name, layer) in enumerate(layers):
+        out.vm[name] = VmStats(
+            counts=counts[i],
+            neurons=int(n[i]),
+            threshold_now=float(layer.effective_threshold),
+            near=float(near[i]),
+            mean=float(mean[i]),
+            std=float(std[i]),
+            min=float(lows[i]),
+            max=float(highs[i]),
+        )

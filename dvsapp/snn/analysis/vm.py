@@ -1,23 +1,29 @@
 """Membrane-potential statistics of every spiking layer at once, on the model's device.
 
 Each layer's probe keeps its whole Vm map (``ProbeSpec.vm_stats``: a reference, no copy);
-:class:`VmPlan` concatenates the maps and bins them all with one ``bincount``: the bins are
+:class:`VmPlan` concatenates the maps and bins them all with one ``bincount``. The bins are
 equal, so a neuron's bin is a multiply-add and a truncation,
 ``t = v * VM_BINS / ((VM_HIGH - VM_LOW) * |threshold|) + 31`` (31 = the bin index of
-``v = 0``, an edge, whatever the threshold), clamped to the under- and overflow bins. The
-bin index of layer ``i`` is offset by ``i * 2 * (VM_BINS + 2)`` and by ``VM_BINS + 2`` more
-when the neuron is near the live threshold, so one count gives the histograms and the near
-counts of all layers. Sum, sum of squares, min and max are per layer (views, no copies).
-NaN counts as underflow.
+``v = 0``, an edge, whatever the threshold), clamped to the under- and overflow bins
+(NaN counts as underflow). Layer ``i``'s bins are offset by ``i * 2 * NBINS``, and by
+``NBINS`` more for a neuron near the live threshold, so one count gives the histograms and
+the near counts of all layers.
 
-The bin arithmetic runs in float64 (the maps promote to it in the first kernel): a Vm lands
-in the bin that ``numpy.histogram`` over ``vm_edges`` gives it unless it lies within about
-1e-15 (relative) of an edge, where the float rounding of the edges and of the bin index may
-differ.
+The arithmetic is float32: a Vm lands in the bin ``numpy.histogram`` over ``vm_edges``
+gives it unless it lies within about 1e-4 of a bin width of an edge (a tie: float rounding
+may put it in the neighbouring bin of the same layer, never in another layer's).
+
+Two work buffers of the neurons' count serve all layers. Sums and sums of squares come from
+rows of ``chunk`` neurons of the concatenation (two
+kernels for all the layers whose sizes ``chunk`` divides; the host adds the rows up per
+layer), min and max from one ``aminmax`` per layer.
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
 
 from dvsapp.snn.analysis.records import NEAR_FRACTION, VM_BINS, VM_HIGH, VM_LOW
@@ -26,6 +32,9 @@ from dvsapp.snn.analysis.records import NEAR_FRACTION, VM_BINS, VM_HIGH, VM_LOW
 NBINS = VM_BINS + 2
 #: The bin index (underflow = 0) of v = 0 (31 for -3..3 in 60 bins).
 OFFSET = 1.0 - VM_BINS * VM_LOW / (VM_HIGH - VM_LOW)
+#: Rows of at most this many neurons for the sums; layers too small or odd go alone.
+MAX_CHUNK = 1024
+MIN_CHUNK = 64
 
 
 def vm_scale(threshold: float) -> float:
@@ -34,41 +43,90 @@ def vm_scale(threshold: float) -> float:
     return VM_BINS / ((VM_HIGH - VM_LOW) * (abs(float(threshold)) or 1.0))
 
 
-def _per_element(values: list[float], sizes: list[int], like: torch.Tensor) -> torch.Tensor:
-    """float64 (so the bins agree with float64 edges up to ties) per neuron."""
-    rep = torch.tensor(sizes, device=like.device)
-    return torch.tensor(values, dtype=torch.float64, device=like.device).repeat_interleave(rep)
-
-
 class VmPlan:
-    """The per-neuron constants of one layout (layer sizes, base and live thresholds)."""
+    """The constants of one layout: the layers' sizes (batch included), base and live
+    thresholds. Layers are taken in the order given; runs of neighbours with the same
+    thresholds share their kernels."""
 
     def __init__(
         self, sizes: list[int], thresholds: list[float], now: list[float], like: torch.Tensor
     ) -> None:
         self.sizes = sizes
         n = len(sizes)
-        base = [2 * NBINS * i for i in range(n)]
-        self.scale = _per_element([vm_scale(t) for t in thresholds], sizes, like)
-        self.offset = _per_element([b + OFFSET for b in base], sizes, like)
-        self.low = _per_element([float(b) for b in base], sizes, like)
-        self.high = _per_element([b + NBINS - 1.0 for b in base], sizes, like)
-        self.now = _per_element(now, sizes, like)
-        self.near = _per_element([NEAR_FRACTION * abs(t) for t in now], sizes, like)
+        ends = np.cumsum(sizes).tolist()
+        starts = [0, *ends[:-1]]
+        self.layers = list(zip(starts, ends, strict=True))
+        #: (start, end, bins per Vm unit, live threshold, near half-width) per run
+        self.runs: list[tuple[int, int, float, float, float]] = []
+        for i in range(n):
+            key = (vm_scale(thresholds[i]), float(now[i]), NEAR_FRACTION * abs(float(now[i])))
+            if self.runs and self.runs[-1][2:] == key:
+                self.runs[-1] = (self.runs[-1][0], ends[i], *key)
+            else:
+                self.runs.append((starts[i], ends[i], *key))
+        self.offset = torch.tensor(OFFSET, dtype=like.dtype, device=like.device)
         self.minlength = 2 * NBINS * n
+        # two work buffers, reused every step: the maps (then the near flags, then the bin
+        # indices as int32) and the bins
+        total = sum(sizes)
+        self._v = torch.empty(total, dtype=torch.float32, device=like.device)
+        self._t = torch.empty_like(self._v)
+        big = [s for s in sizes if s >= MAX_CHUNK]
+        chunk = min(MAX_CHUNK, math.gcd(*big)) if big else 0
+        # the leading layers whose sizes the chunk divides are summed by rows
+        lead = 0
+        if chunk >= MIN_CHUNK:
+            while lead < n and sizes[lead] % chunk == 0:
+                lead += 1
+        self.chunk = chunk if lead else 0
+        self.lead = lead
+        self.rows = sum(sizes[:lead]) // chunk if lead else 0
+        #: Per leading layer, its first row (for numpy.add.reduceat).
+        self.row_starts = np.cumsum([0] + [s // chunk for s in sizes[:lead]])[:-1] if lead else []
 
-    def reduce(self, maps: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(counts ``[layers * 2 * NBINS]`` int64, per layer ``[sum, sum of squares, min,
-        max]``) of the maps (their sizes those of the plan)."""
+    def reduce(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Device tensors (all float32 but the counts, int64), in this order: the counts
+        ``[layers * 2 * NBINS]``; row sums ``[rows]`` and row sums of squares ``[rows]``
+        (when there are rows); min and max per layer and sum and sum of squares per layer
+        after the leading ones, stacked ``[layers * 2 + (layers - lead) * 2]``."""
         flat = [m.reshape(-1) for m in maps]
-        v = torch.cat(flat) if len(flat) > 1 else flat[0]
-        t = torch.addcmul(self.offset, v, self.scale)
-        torch.nan_to_num_(t, nan=-1.0).clamp_(min=self.low, max=self.high)
-        near = torch.sub(v, self.now).abs_().le_(self.near)
-        t.add_(near, alpha=NBINS)
-        counts = torch.bincount(t.to(torch.int32), minlength=self.minlength)
-        stats = []
+        v = torch.cat(flat, out=self._v)
+        t = self._t
+        out: list[torch.Tensor] = []
+        if self.rows:  # the moments first: v is then overwritten
+            rows = v[: self.rows * self.chunk].view(self.rows, self.chunk)
+            out += [rows.sum(1), torch.linalg.vecdot(rows, rows)]
+        scalars: list[torch.Tensor] = []
         for f in flat:
-            lo, hi = torch.aminmax(f)
-            stats.append(torch.stack((f.sum(), torch.dot(f, f), lo, hi)))
-        return counts, stats
+            scalars.extend(torch.aminmax(f))
+        for f in flat[self.lead :]:
+            scalars += [f.sum(), torch.dot(f, f)]
+        for a, b, scale, _, _ in self.runs:
+            torch.add(self.offset, v[a:b], alpha=scale, out=t[a:b])
+        torch.nan_to_num_(t, nan=0.0, posinf=float(VM_BINS + 1), neginf=0.0)
+        t.clamp_(0.0, float(VM_BINS + 1))
+        for a, b, _, now, near in self.runs:  # v becomes the near flags (0/1)
+            v[a:b].sub_(now).abs_().le_(near)
+        t.add_(v, alpha=NBINS)
+        for i, (a, b) in enumerate(self.layers[1:], start=1):
+            t[a:b].add_(2 * NBINS * i)
+        index = v.view(torch.int32).copy_(t)
+        out.insert(0, torch.bincount(index, minlength=self.minlength))
+        out.append(torch.stack(scalars))
+        return out
+
+    def unpack(self, counts: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, ...]:
+        """From the host copies of :meth:`reduce`'s counts and of the float parts after
+        them: counts ``[layers, 2, NBINS]`` (far, near) and per layer sum, sum of squares,
+        min and max (in plan order)."""
+        n = len(self.sizes)
+        at = 2 * self.rows
+        minmax = rest[at : at + 2 * n].reshape(n, 2)
+        tail = rest[at + 2 * n : at + 2 * n + 2 * (n - self.lead)].reshape(-1, 2)
+        sums, squares = tail[:, 0], tail[:, 1]
+        if self.rows:
+            sums = np.concatenate((np.add.reduceat(rest[: self.rows], self.row_starts), sums))
+            squares = np.concatenate(
+                (np.add.reduceat(rest[self.rows : at], self.row_starts), squares)
+            )
+        return counts.reshape(n, 2, NBINS), sums, squares, minmax[:, 0], minmax[:, 1]

@@ -1,0 +1,99 @@
+"""Per-step cost of the in-depth probes (:class:`dvsapp.snn.analysis.Analyzer`) on
+``resnet_small`` (2x64x64, the shipped ``models/resnet_small_synth.safetensors``), CPU, one
+torch thread, batch 1.
+
+    .venv/bin/python benchmarks/bench_probes.py [--steps 1500] [--threads 1]
+
+Rows: ``off`` (``model.step`` with the raster taps' probe on every layer: spikes and rate,
+as the pipeline runs it), ``on`` (the same plus ``Analyzer.install`` and ``collect`` after
+each step), ``on, vm_every=N`` (the Vm histograms every N-th step only) and ``off again``
+(after ``Analyzer.remove``: must equal ``off``). Each step is timed alone (median over
+``--steps`` steps after a warm-up); the configurations alternate in blocks of 50 steps so a
+shared machine's drift hits all of them. ``extra`` is the median's difference from ``off``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from dvsapp.snn.analysis import Analyzer
+from dvsapp.snn.base import ProbeSpec
+from dvsapp.snn.checkpoint import load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK = 50
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--vm-every", type=int, default=8)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    model = load_checkpoint(ROOT / "models" / "resnet_small_synth.safetensors").model.eval()
+    g = torch.Generator().manual_seed(0)
+    frames = torch.poisson(torch.full((256, 1, 2, 64, 64), 0.2), generator=g)
+
+    def tap() -> None:  # what ProbeTap.install sets (no Vm selection)
+        for layer in model.spiking_layers().values():
+            layer.probe = ProbeSpec(spikes=True, vm=False)
+
+    tap()
+    with torch.inference_mode():
+        model.step(frames[0])
+        shapes = {
+            n: tuple(lay.record.spikes.shape[1:]) for n, lay in model.spiking_layers().items()
+        }
+    every = Analyzer(model, shapes, torch.device("cpu"))
+    sparse = Analyzer(model, shapes, torch.device("cpu"), vm_every=args.vm_every)
+    configs = {
+        "off": None,
+        "on": every,
+        f"on, vm_every={args.vm_every}": sparse,
+        "off again": None,
+    }
+    times: dict[str, list[float]] = {k: [] for k in configs}
+    count = 0
+    with torch.inference_mode():
+        for _ in range(3):  # warm-up (fan-out maps, plans)
+            for an in (every, sparse):
+                an.install()
+                for i in range(20):
+                    model.step(frames[i])
+                    an.collect(i % 16 + 1)
+                an.remove()
+        tap()
+        while min(len(v) for v in times.values()) < args.steps:
+            for name, an in configs.items():
+                if an is not None:
+                    an.install()
+                for _ in range(BLOCK):
+                    x = frames[count % len(frames)]
+                    count += 1
+                    t0 = time.perf_counter()
+                    model.step(x)
+                    if an is not None:
+                        an.collect(count % 16 + 1)
+                    times[name].append(time.perf_counter() - t0)
+                if an is not None:
+                    an.remove()
+    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    print(
+        f"resnet_small 2x64x64, CPU ({platform.processor() or platform.machine()}), "
+        f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}, "
+        f"{args.steps} steps each"
+    )
+    print(f"{'configuration':<22} {'median ms/step':>15} {'extra ms':>10}")
+    for name, m in med.items():
+        print(f"{name:<22} {m:>15.3f} {m - med['off']:>+10.3f}")
+
+
+if __name__ == "__main__":
+    main()
