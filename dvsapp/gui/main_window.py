@@ -831,20 +831,18 @@ class MainWindow(QMainWindow):
             self._update_title()
 
     def _check_compare_stats(self, st: PipelineStats) -> None:
-        """A compare load error (once per error) as a notice; the binning note."""
+        """A compare load error (once per error) as a notice, and compare mode off (the
+        pipeline runs the main model alone then); the binning note."""
         error = st.compare_error
         if error and error != self._compare_error_seen:
             self._compare_error_seen = error
             text = f"Compare mode: {error} (the main model keeps running)"
             self.compare_notice.show_notice(("compare", error), text, "", None, error)
-            kept = self.compare.info if self.compare is not None else None
-            path = None if kept is None else kept.path
             self.settings = dataclasses.replace(
-                self.settings,
-                compare_checkpoint=path,
-                compare_import_options=None if path is None else self.import_options.get(path),
+                self.settings, compare_checkpoint=None, compare_import_options=None
             )
-            self.controls.select_compare(path)
+            self.controls.select_compare(None)
+            self._remove_compare()
         if self.compare is not None:
             self.compare.set_note(st.compare_note)
             self.compare.flush_hints()

@@ -56,6 +56,7 @@ class Outputs(QObject):
         #: pipeline already reported when it was asked (an older export's).
         self.export_target: Path | None = None
         self._export_stale = ""
+        self._export_open = False  # the pipeline reported the export open
         self.export_rows = 0
         #: The running VideoRecorder (None: not recording) and its file.
         self.recorder: Any = None
@@ -86,6 +87,7 @@ class Outputs(QObject):
             self._export_stale = ""
         self.export_target = Path(path)
         self.export_rows = 0
+        self._export_open = False
         if not win._guard(win.pipeline.start_export, self.export_target):
             self.export_target = None
             win.controls.set_exporting(False, "export failed")
@@ -130,7 +132,14 @@ class Outputs(QObject):
             win.controls.set_exporting(False, "export failed")
             return
         self.export_rows = int(st.export_rows)
-        win.controls.show_export_text(f"{self.export_rows:,} rows → {self.export_target.name}")
+        name = self.export_target.name
+        if st.export_path is not None and Path(st.export_path) == self.export_target:
+            self._export_open = True
+        elif self._export_open and st.export_path is None:  # the pipeline closed it
+            self.export_target = None  # (e.g. the models changed: its status line says)
+            win.controls.set_exporting(False, f"closed: {self.export_rows:,} rows in {name}")
+            return
+        win.controls.show_export_text(f"{self.export_rows:,} rows → {name}")
 
     # -- video -----------------------------------------------------------------------------
     @Slot(bool)

@@ -289,8 +289,10 @@ class FakePipeline:
             self.compare_error = self.compare_note = ""
             self.mailbox.publish_info(None, 1)
             return
-        if not path.exists():  # the running lane 1 (if any) stays
+        if not path.exists():  # as the worker does: the main model runs on alone
             self.compare_error = f"{path.name}: no such file"
+            self._compare = None
+            self.mailbox.publish_info(None, 1)
             return
         factor = 2 if "coarse" in path.name else 1
         self._compare_factor = factor

@@ -140,6 +140,7 @@ def test_compare_error_keeps_the_main_model(fake, qtbot, monkeypatch, tmp_path) 
     """A compared model that fails to load (picked through 'other checkpoint…') shows as a
     one-line notice; the main model keeps running and the chooser says 'none' again."""
     win, pipe = fake
+    _compare_on(qtbot, win, COLLAPSED, steps=2)
     missing = tmp_path / "missing.safetensors"
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(missing), ""))
     _choose_compare(win, BROWSE)
@@ -147,7 +148,7 @@ def test_compare_error_keeps_the_main_model(fake, qtbot, monkeypatch, tmp_path) 
     qtbot.waitUntil(lambda: win.compare_notice.isVisible(), timeout=WAIT_MS)
     text = win.compare_notice.text()
     assert "missing.safetensors: no such file" in text and "\n" not in text
-    assert win.compare is None
+    assert win.compare is None and not win.main_title.isVisible()
     assert win.settings.compare_checkpoint is None
     assert win.controls.compare.currentData() == NO_COMPARE
     assert not win.banner.isVisible()  # a notice, not an error of the main model
@@ -302,3 +303,43 @@ def test_video_that_cannot_be_written_says_why(fake, qtbot, tmp_path) -> None:
     seq = win.seq
     qtbot.wait(200)
     assert win.seq > seq
+
+
+def test_real_pipeline_compare_and_export(qtbot, tmp_path, thread_errors) -> None:
+    """With the real pipeline: the compared model's column fills from lane 1 (N-MNIST's
+    digits beside the gestures, its own binning noted), an export writes a Parquet file,
+    and 'none' ends compare mode while the main model runs on."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    from dvsapp.pipeline import Pipeline
+
+    nmnist = REPO / "models" / "cnn_sinabs_nmnist.safetensors"
+    synth = REPO / "recordings" / "synth_seed9000000.aedat4"
+    pipe = Pipeline(PipelineSettings(recording=synth, checkpoint=RESNET, device="cpu"))
+    win = make_window(qtbot, pipe, [RESNET, nmnist], start=True)
+    try:
+        wait_steps(qtbot, win, 3)
+        _choose_compare(win, nmnist)
+        qtbot.waitUntil(lambda: win.compare is not None and win.compare.seq >= 3, timeout=WAIT_MS)
+        col = win.compare
+        assert col.info is not None and col.info.lane == 1 and len(col.info.class_names) == 10
+        assert nmnist.name in col.title.text() and RESNET.name in win.main_title.text()
+        assert len(col.rates.names) == len(col.info.layer_names)
+        assert win.info is not None and len(win.info.class_names) == 11  # lane 0 untouched
+        qtbot.waitUntil(lambda: col.note.isVisible(), timeout=WAIT_MS)  # 1 ms vs 50 ms bins
+        target = tmp_path / "run.parquet"
+        win.outputs.ask_save_path = lambda *a: str(target)
+        win.controls.export_button.click()
+        qtbot.waitUntil(lambda: win.outputs.export_rows >= 4, timeout=WAIT_MS)
+        win.controls.export_button.click()
+        assert not win.controls.export_button.isChecked()
+        qtbot.waitUntil(lambda: pipe.stats().export_path is None, timeout=WAIT_MS)  # closed
+        assert pq.read_table(target).num_rows >= 4
+        _choose_compare(win, NO_COMPARE)
+        assert win.compare is None
+        seq = win.seq
+        wait_steps(qtbot, win, seq + 3)
+        assert win.compare is None and win.pipeline.stats().state != "error"
+    finally:
+        win.close()
+    assert not pipe.running
+    assert thread_errors == []
