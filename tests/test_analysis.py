@@ -86,6 +86,8 @@ def test_silent_and_saturated_channels_match_the_spike_maps():
     model = _model(norm="none")
     with torch.no_grad():  # dead channels: no weights into them (and no bias without norm)
         model.conv1.conv.weight[:5] = 0
+        model.fc_hidden.weight.zero_()  # a silent 1-D last layer is no channel of the one before
+        model.fc_hidden.bias.zero_()
     x = _frames(12, (2, 32, 32), rate=0.8, seed=1)
     model.set_probes(ProbeSpec(spikes=True))
     an = Analyzer(model, _shapes(model, x[0]), torch.device("cpu"))

@@ -429,11 +429,15 @@ class _Channels:
         self.size = sum(n for _, _, n, _ in ch_at)
         plane = np.ones(self.size)
         self.layers: list[tuple[str, int, int]] = []  # per-channel layers: name, start, C
-        for name, i, n, per_channel in ch_at:
+        self.pick: list[int] = []  # their segments among all the layers'
+        for k, (name, i, n, per_channel) in enumerate(ch_at):
             plane[i : i + n] = numel[name] // n * batch
             if per_channel:
                 self.layers.append((name, i, n))
+                self.pick.append(k)
         self.plane = plane
+        #: every layer's first entry: one reduceat segment per layer
+        self.starts = np.array([i for _, i, _, _ in ch_at], dtype=np.intp)
         self.neurons = float(sum(numel[name] * batch for name, _, _, _ in ch_at))
 
 
