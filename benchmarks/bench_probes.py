@@ -9,7 +9,9 @@ as the pipeline runs it), ``on`` (the same plus ``Analyzer.install`` and ``colle
 each step), ``on, vm_every=N`` (the Vm histograms every N-th step only) and ``off again``
 (after ``Analyzer.remove``: must equal ``off``). Each step is timed alone (median over
 ``--steps`` steps after a warm-up); the configurations alternate in blocks of 50 steps so a
-shared machine's drift hits all of them. ``extra`` is the median's difference from ``off``.
+shared machine's drift hits all of them. Wall time and the thread's CPU time
+(``time.thread_time``: what a loaded machine's waiting does not inflate) are both medians;
+``extra`` is the difference from ``off``.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ def main() -> None:
         "off again": None,
     }
     times: dict[str, list[float]] = {k: [] for k in configs}
+    cpu: dict[str, list[float]] = {k: [] for k in configs}
     count = 0
     with torch.inference_mode():
         for _ in range(3):  # warm-up (fan-out maps, plans)
@@ -77,22 +80,29 @@ def main() -> None:
                 for _ in range(BLOCK):
                     x = frames[count % len(frames)]
                     count += 1
-                    t0 = time.perf_counter()
+                    c0, t0 = time.thread_time(), time.perf_counter()
                     model.step(x)
                     if an is not None:
                         an.collect(count % 16 + 1)
                     times[name].append(time.perf_counter() - t0)
+                    cpu[name].append(time.thread_time() - c0)
                 if an is not None:
                     an.remove()
     med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    med_cpu = {k: statistics.median(v) * 1e3 for k, v in cpu.items()}
     print(
         f"resnet_small 2x64x64, CPU ({platform.processor() or platform.machine()}), "
         f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}, "
         f"{args.steps} steps each"
     )
-    print(f"{'configuration':<22} {'median ms/step':>15} {'extra ms':>10}")
+    print(
+        f"{'configuration':<22} {'wall ms/step':>13} {'extra':>8} {'CPU ms/step':>12} {'extra':>8}"
+    )
     for name, m in med.items():
-        print(f"{name:<22} {m:>15.3f} {m - med['off']:>+10.3f}")
+        c = med_cpu[name]
+        print(
+            f"{name:<22} {m:>13.3f} {m - med['off']:>+8.3f} {c:>12.3f} {c - med_cpu['off']:>+8.3f}"
+        )
 
 
 if __name__ == "__main__":
