@@ -4,28 +4,40 @@ classes as the main model's and fed only lane-1 frames.
 
 The column keeps its own step count and stream epoch (a lane steps at its own binning), so
 its history is cleared and scrolled exactly as the main panels' are in
-:meth:`~dvsapp.gui.main_window.MainWindow.redraw_tick`.
+:meth:`~dvsapp.gui.main_window.MainWindow.redraw_tick`. :class:`CompareMode` is the window's
+side of it: the chooser's requests, the column's life, the load-error notice and the note.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Slot
-from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
+import dataclasses
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+from PySide6.QtCore import QObject, Qt, Slot
+from PySide6.QtWidgets import QFileDialog, QSplitter, QTabWidget, QVBoxLayout, QWidget
+
+from dvsapp.gui.controls import BROWSE
 from dvsapp.gui.panels.base import Panel
 from dvsapp.gui.panels.prediction import PredictionPanel
 from dvsapp.gui.panels.rasters import RasterPanel
 from dvsapp.gui.panels.rates import RatesPanel
 from dvsapp.gui.panels.synops import SynopsPanel
 from dvsapp.gui.panels.vm_hist import VmHistogramPanel
+from dvsapp.gui.pipeline_port import model_key
 from dvsapp.gui.slots import note_slot
 from dvsapp.gui.widgets import ElidedLabel
-from dvsapp.pipeline import ModelInfo, PipelineSettings, StepFrame
+from dvsapp.pipeline import ModelInfo, PipelineSettings, PipelineStats, StepFrame
+
+if TYPE_CHECKING:
+    from dvsapp.gui.main_window import MainWindow
 
 #: The colour of the note that the two models bin differently.
 NOTE_STYLE = "color: #ffb74d;"
 #: Column titles (the model's name follows).
 MAIN_TITLE, COMPARE_TITLE = "main", "compared"
+#: The compared column's share of the width when it appears.
+COMPARE_SHARE = 0.45
 
 
 def column_title(label: str, info: ModelInfo | None) -> str:
@@ -154,3 +166,120 @@ class CompareColumn(QWidget):
     def flush_hints(self) -> None:
         for p in self.all_panels:
             p.flush_hint()
+
+
+class CompareMode(QObject):
+    """Compare mode for one window: the chooser's requests, the second column beside
+    ``window.main_column`` (made when lane 1 has a model, removed when it has none), the
+    one-line notice of a compare load error and the binning note. GUI thread only."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.column: CompareColumn | None = None
+        self._error_seen = ""  # the compare error shown last (shown once)
+
+    @Slot(object)
+    def choose(self, choice: object) -> None:
+        """The compare chooser: a checkpoint, None ("none": end compare mode) or browse."""
+        note_slot("CompareMode.choose")
+        from dvsapp.gui.main_window import CHECKPOINT_FILTER  # (imports this module)
+
+        win = self.window
+        if choice == BROWSE:
+            path, _ = QFileDialog.getOpenFileName(
+                win, "Compare with a checkpoint", "", CHECKPOINT_FILTER
+            )
+            if not path:
+                win.controls.select_compare(win.settings.compare_checkpoint)
+                return
+            choice = Path(path)
+        self.compare_with(None if choice is None else Path(str(choice)))
+
+    def compare_with(self, checkpoint: Path | None) -> None:
+        """Step ``checkpoint`` beside the main model (lane 1); None ends compare mode and
+        removes the second column at once. A load failure shows as a notice."""
+        win = self.window
+        path = None if checkpoint is None else Path(checkpoint)
+        options = None if path is None else win.import_options.get(path)
+        win.settings = dataclasses.replace(
+            win.settings, compare_checkpoint=path, compare_import_options=options
+        )
+        win.controls.select_compare(path)
+        self._error_seen = ""
+        win.compare_notice.clear()
+        if path is None:
+            self.remove()
+        win._guard(win.pipeline.compare_model, path, options)
+
+    def check_model(self) -> None:
+        """Redraw tick: lay out (or out again, or remove) the column for lane 1's model."""
+        win = self.window
+        try:
+            info = win.pipeline.model_info(1)
+        except Exception as e:
+            win.show_error(str(e))
+            return
+        column = self.column
+        if info is None or win.settings.compare_checkpoint is None:
+            if column is not None and (info is None or info is not column.info):
+                self.remove()
+            return
+        if column is not None and info is column.info:
+            return
+        if column is None:
+            column = self.column = CompareColumn()
+            win.columns.addWidget(column)
+            width = max(win.columns.width(), 2)
+            other = round(width * COMPARE_SHARE)
+            win.columns.setSizes([width - other, other])
+            win.main_title.setVisible(True)
+        elif column.info is not None and model_key(info) == model_key(column.info):
+            column.update_info(info)
+            return
+        column.set_model(info, win.settings)
+        win.compare_notice.clear()
+        win._update_title()
+
+    def take(self, frames: list[StepFrame]) -> None:
+        """Lane-1 frames of this tick (dropped while there is no column)."""
+        if self.column is not None and frames:
+            self.column.take(frames)
+
+    def remove(self) -> None:
+        """Take the second column away (compare mode is off)."""
+        column, self.column = self.column, None
+        self.window.main_title.setVisible(False)
+        if column is not None:
+            column.hide()
+            column.deleteLater()  # in the GUI thread, by Qt (not by a collector elsewhere)
+            self.window._update_title()
+
+    def check_stats(self, st: PipelineStats) -> None:
+        """Stats tick: a compare load error (once per error) as a notice, and compare mode
+        off (the pipeline runs the main model alone then); the binning note."""
+        win = self.window
+        error = st.compare_error
+        if error and error != self._error_seen:
+            self._error_seen = error
+            text = f"Compare mode: {error} (the main model keeps running)"
+            win.compare_notice.show_notice(("compare", error), text, "", None, error)
+            win.settings = dataclasses.replace(
+                win.settings, compare_checkpoint=None, compare_import_options=None
+            )
+            win.controls.select_compare(None)
+            self.remove()
+        if self.column is not None:
+            self.column.set_note(st.compare_note)
+            self.column.flush_hints()
+
+    def title_suffix(self) -> str:
+        """What the window title adds in compare mode (" vs NAME")."""
+        info = None if self.column is None else self.column.info
+        return "" if info is None else f" vs {info.name}"
+
+    def update_titles(self) -> None:
+        """Each column's title names its model."""
+        self.window.main_title.setText(column_title(MAIN_TITLE, self.window.info))
+        if self.column is not None:
+            self.column.set_title(self.column.info)

@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 from dvsapp.gui import theme
 from dvsapp.gui.banner import ErrorBanner, NoticeBanner
 from dvsapp.gui.bridge import MailboxBridge
-from dvsapp.gui.compare import MAIN_TITLE, CompareColumn, column_title, title_label
+from dvsapp.gui.compare import CompareColumn, CompareMode, title_label
 from dvsapp.gui.controls import (
     ALL_CAPABILITIES,
     BROWSE,
@@ -125,9 +125,6 @@ class MainWindow(QMainWindow):
         self._accumulate_chosen = False  # the user set the event view's accumulation
         #: (recording, model) pairs whose model suggestion the user dismissed.
         self._dismissed_suggestions: set[tuple[Path | None, str]] = set()
-        #: Compare mode: the second column (None: off), and the compare error shown last.
-        self.compare: CompareColumn | None = None
-        self._compare_error_seen = ""
         #: The last lane-0 frame drawn (a recorded video's stamp reads it).
         self.last_frame: StepFrame | None = None
         self.setWindowTitle("dvsapp")
@@ -154,6 +151,7 @@ class MainWindow(QMainWindow):
         self.controls = Controls(shipped_models or [], cuda)
         self.outputs = Outputs(self)  # export and video recording
         self._build_layout()
+        self.comparing = CompareMode(self)  # the second column, beside self.main_column
         self.status = StatusBar(self)
         self.setStatusBar(self.status)
         self._connect()
@@ -254,7 +252,7 @@ class MainWindow(QMainWindow):
         self.vm.traced_changed.connect(self.rasters.mark_traced)
         self.channels.channel_clicked.connect(self.show_channel)
         self.channels.layer_changed.connect(self.send_channel_layer)
-        c.compare_requested.connect(self.choose_compare)
+        c.compare_requested.connect(self.comparing.choose)
         c.export_toggled.connect(self.outputs.request_export)
         c.record_toggled.connect(self.outputs.request_record)
         self.notice.action_requested.connect(self.accept_suggestion)
@@ -661,13 +659,12 @@ class MainWindow(QMainWindow):
         self._last_tick = now
         self.ticks += 1
         self._check_model()
-        self._check_compare()
+        self.comparing.check_model()
         frames = self.bridge.take()
         if not frames:
             return
         main = [f for f in frames if f.lane == 0]
-        if self.compare is not None:  # lane-1 frames without a column are dropped
-            self.compare.take([f for f in frames if f.lane == 1])
+        self.comparing.take([f for f in frames if f.lane == 1])
         if not main:
             return
         panels = self.all_panels if self.info is not None else [self.events]
@@ -765,92 +762,15 @@ class MainWindow(QMainWindow):
         if want != self.settings.channel_layer:
             self._configure(channel_layer=want)
 
-    # -- compare mode ----------------------------------------------------------------------
-    @Slot(object)
-    def choose_compare(self, choice: object) -> None:
-        """The compare chooser: a checkpoint, None ("none": end compare mode) or browse."""
-        note_slot("MainWindow.choose_compare")
-        if choice == BROWSE:
-            path, _ = QFileDialog.getOpenFileName(
-                self, "Compare with a checkpoint", "", CHECKPOINT_FILTER
-            )
-            if not path:
-                self.controls.select_compare(self.settings.compare_checkpoint)
-                return
-            choice = Path(path)
-        self.compare_with(None if choice is None else Path(str(choice)))
+    # -- compare mode (dvsapp.gui.compare.CompareMode does the work) ------------------------
+    @property
+    def compare(self) -> CompareColumn | None:
+        """The compared model's column (None: compare mode is off)."""
+        return self.comparing.column
 
     def compare_with(self, checkpoint: Path | None) -> None:
-        """Step ``checkpoint`` beside the main model (lane 1); None ends compare mode and
-        removes the second column at once. A load failure shows as a notice."""
-        path = None if checkpoint is None else Path(checkpoint)
-        options = None if path is None else self.import_options.get(path)
-        self.settings = dataclasses.replace(
-            self.settings, compare_checkpoint=path, compare_import_options=options
-        )
-        self.controls.select_compare(path)
-        self._compare_error_seen = ""
-        self.compare_notice.clear()
-        if path is None:
-            self._remove_compare()
-        self._guard(self.pipeline.compare_model, path, options)
-
-    def _check_compare(self) -> None:
-        """Lay out (or out again, or remove) the second column for lane 1's model."""
-        try:
-            info = self.pipeline.model_info(1)
-        except Exception as e:
-            self.show_error(str(e))
-            return
-        if info is None or self.settings.compare_checkpoint is None:
-            if self.compare is not None and (info is None or info is not self.compare.info):
-                self._remove_compare()
-            return
-        column = self.compare
-        if column is not None and info is column.info:
-            return
-        if column is None:
-            column = self.compare = CompareColumn()
-            self.columns.addWidget(column)
-            width = max(self.columns.width(), 2)
-            self.columns.setSizes([width * 11 // 20, width * 9 // 20])
-            self.main_title.setVisible(True)
-        elif column.info is not None and model_key(info) == model_key(column.info):
-            column.update_info(info)
-            return
-        column.set_model(info, self.settings)
-        self.compare_notice.clear()
-        self._update_title()
-
-    def _remove_compare(self) -> None:
-        column, self.compare = self.compare, None
-        self.main_title.setVisible(False)
-        if column is not None:
-            column.hide()
-            column.deleteLater()  # in the GUI thread, by Qt (not by a collector elsewhere)
-            self._update_title()
-
-    def _check_compare_stats(self, st: PipelineStats) -> None:
-        """A compare load error (once per error) as a notice, and compare mode off (the
-        pipeline runs the main model alone then); the binning note."""
-        error = st.compare_error
-        if error and error != self._compare_error_seen:
-            self._compare_error_seen = error
-            text = f"Compare mode: {error} (the main model keeps running)"
-            self.compare_notice.show_notice(("compare", error), text, "", None, error)
-            self.settings = dataclasses.replace(
-                self.settings, compare_checkpoint=None, compare_import_options=None
-            )
-            self.controls.select_compare(None)
-            self._remove_compare()
-        if self.compare is not None:
-            self.compare.set_note(st.compare_note)
-            self.compare.flush_hints()
-
-    def _update_titles(self) -> None:
-        self.main_title.setText(column_title(MAIN_TITLE, self.info))
-        if self.compare is not None:
-            self.compare.set_title(self.compare.info)
+        """Step ``checkpoint`` beside the main model (lane 1); None ends compare mode."""
+        self.comparing.compare_with(checkpoint)
 
     def _succeeded(self) -> None:
         """A new stream or model came: an error from an earlier open or load is over."""
@@ -908,10 +828,9 @@ class MainWindow(QMainWindow):
         if self.live_spec is not None:
             rec = self.live_spec
         model = self.info.name if self.info else "loading model"
-        if self.compare is not None and self.compare.info is not None:
-            model += f" vs {self.compare.info.name}"
+        model += self.comparing.title_suffix()
         self.setWindowTitle(f"dvsapp — {rec} — {model}")
-        self._update_titles()
+        self.comparing.update_titles()
 
     @Slot()
     def stats_tick(self) -> None:
@@ -929,7 +848,7 @@ class MainWindow(QMainWindow):
         self._check_recording_failure(st)
         self._update_suggestion(st)
         self._update_mismatch(st)
-        self._check_compare_stats(st)
+        self.comparing.check_stats(st)
         self.outputs.check(st)
         for p in self.all_panels:
             p.flush_hint()
