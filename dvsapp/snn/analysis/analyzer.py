@@ -20,8 +20,10 @@ Synaptic operations follow ``neurobench.metrics.workload.SynapticOperations`` (2
 Since the count is linear in the 0/1 input map, ``ops = <input != 0, fanout>`` where
 ``fanout`` (the count each input position contributes: its non-zero synapses onto outputs
 inside the map) is found once per input shape, as the gradient of the binary layer's output
-sum. A step then costs one dot product per layer; an input that is the output of a spiking
-layer (0/1 by :class:`~dvsapp.snn.base.SpikingNeuron`'s contract) skips the binary test.
+sum, and factorised into a per-channel and a per-position part where it can be
+(:func:`factorise`). A step then costs one matrix-vector product per layer; an input that
+is the output of a spiking layer (0/1 by :class:`~dvsapp.snn.base.SpikingNeuron`'s
+contract) skips the binary test.
 
 Activation sparsity follows ``ActivationSparsity``: the share of zero outputs over every
 spiking layer's neurons (NeuroBench's activation layers of an SNN are its spiking neurons).
@@ -69,7 +71,8 @@ class _Synapse:
     xshape: torch.Size | None = None
     w: torch.Tensor | None = None  # the weight the fan-out map was made from, its version
     ver: int = -1
-    fanout: torch.Tensor | None = None  # [per-sample input numel]
+    fanout: torch.Tensor | None = None  # m of :func:`factorise`, on the input's device
+    channels: np.ndarray | None = None  # a of :func:`factorise` (float64, host)
     dense: float = 0.0  # per sample
     handle: Any = None
     saved_step: Any = _MISSING
@@ -151,6 +154,25 @@ def fanout_map(
     return maps[0], float(maps[1].sum())
 
 
+def factorise(fan: torch.Tensor, shape: tuple[int, ...]) -> tuple[np.ndarray, torch.Tensor]:
+    """``fan`` (flat, float64 integers, one sample of ``shape``) as ``outer(a, m)`` over
+    (channel, position) with integer ``a [C]`` and ``m [positions]`` when it is one (every
+    channel's synapses reach the same places: dense weights, or zeros shared by all input
+    channels); else ``a = [1]`` and ``m = fan``. Then a step's count is ``a @ (x @ m)``
+    with ``x`` the 0/1 map as ``[C, positions]``: the device reads the input and ``m``
+    only, and hands ``C`` partial counts to the host."""
+    if len(shape) >= 2:
+        f2 = fan.reshape(shape[0], -1)
+        a = np.gcd.reduce(f2.to(torch.int64).cpu().numpy(), axis=1)
+        k = int(np.argmax(a))
+        if a[k] > 0:
+            m = f2[k] / float(a[k])
+            outer = torch.outer(torch.as_tensor(a, dtype=torch.float64, device=fan.device), m)
+            if torch.equal(outer, f2) and torch.equal(m, m.round()):
+                return a.astype(np.float64), m
+    return np.ones(1), fan
+
+
 class Analyzer:
     """The in-depth probes of one model (module docstring).
 
@@ -186,6 +208,7 @@ class Analyzer:
         self._acc_all: np.ndarray | None = None
         self._acc_steps = 0
         self._ch: _Channels | None = None
+        self._n64 = 0
 
     # -- installation ----------------------------------------------------------------------
     def install(self) -> None:
@@ -245,13 +268,18 @@ class Analyzer:
 
     # -- per step --------------------------------------------------------------------------
     def _fanout(self, syn: _Synapse, x: torch.Tensor, fresh: bool) -> torch.Tensor:
-        """The fan-out map for ``x``'s shape, recomputed when the shape or the weights
-        change (the weight tensor is looked up again at each window's first step)."""
+        """The position part of the fan-out map for ``x``'s shape (:func:`factorise`),
+        recomputed when the shape or the weights change (the weight tensor is looked up
+        again at each window's first step)."""
         w = syn.w if syn.w is not None and not fresh else syn.weight()
         if syn.fanout is None or x.shape != syn.xshape or w is not syn.w or w._version != syn.ver:
-            fan, dense = fanout_map(syn.apply, w, tuple(x.shape[1:]))
-            small = dense * x.shape[0] < _EXACT32
-            syn.fanout = fan.to(x.device, torch.float32 if small else torch.float64)
+            shape = tuple(x.shape[1:])
+            fan, dense = fanout_map(syn.apply, w, shape)
+            a, m = factorise(fan, shape)
+            # float32 partial counts are exact below 2**24
+            small = float(m.sum()) * x.shape[0] < _EXACT32
+            syn.fanout = m.to(x.device, torch.float32 if small else torch.float64)
+            syn.channels = a
             syn.dense, syn.xshape, syn.w, syn.ver = dense, x.shape, w, w._version
         return syn.fanout
 
@@ -301,9 +329,10 @@ class Analyzer:
             parts.extend(rest)
             at += sum(r.numel() for r in rest)
             rest_len = at - rest_at
-        syn_at: list[tuple[_Synapse, int, int, int]] = []  # synapse, batch, ops slot, flag slot
-        ops32: list[torch.Tensor] = []
+        # synapse, batch, where its partial counts start (< 0: in host64), its flag's slot
+        syn_at: list[tuple[_Synapse, int, int, int]] = []
         ops64: list[torch.Tensor] = []
+        n64 = 0
         flags: list[torch.Tensor] = []
         for syn in self._synapses:
             x = syn.x
@@ -319,28 +348,27 @@ class Analyzer:
                 nz = a.sign()
                 flags.append(torch.dist(a, nz, 1))
                 flag = len(flags) - 1
-            flat = nz.reshape(b, -1)
+            flat = nz.reshape(-1, fan.numel())  # [B * C, positions]
             if flat.dtype != fan.dtype:
                 flat = flat.to(fan.dtype)
-            ops = torch.dot(flat[0], fan) if b == 1 else torch.mv(flat, fan).sum()
+            partial = torch.mv(flat, fan)  # [B * C]: a step's count is channels @ these
             if fan.dtype == torch.float64:
-                syn_at.append((syn, b, -1 - len(ops64), flag))
-                ops64.append(ops)
+                syn_at.append((syn, b, -1 - n64, flag))
+                ops64.append(partial)
+                n64 += partial.numel()
             else:
-                syn_at.append((syn, b, len(ops32), flag))
-                ops32.append(ops)
-        ops_at = at
-        if ops32:
-            parts.append(torch.stack(ops32))
-            at += len(ops32)
+                syn_at.append((syn, b, at, flag))
+                parts.append(partial)
+                at += partial.numel()
         flag_at = at
         parts.extend(f.to(torch.float32).reshape(1) for f in flags)
         at += len(flags)
         host = torch.cat(parts).cpu().numpy().astype(np.float64) if parts else np.zeros(0)
         host64 = np.zeros(0)
         if ops64 or wide:
-            host64 = torch.cat([*wide, torch.stack(ops64)] if ops64 else wide).cpu().numpy()
-        out = self._unpack(step_in_window, batch, host, host64, ch_at, syn_at, ops_at, flag_at)
+            host64 = torch.cat([*wide, *ops64]).cpu().numpy()
+        self._n64 = n64
+        out = self._unpack(step_in_window, batch, host, host64, ch_at, syn_at, flag_at)
         if plan is not None:
             n = plan.minlength
             counts_host = host[counts_at : counts_at + n] if counts_at >= 0 else host64[:n]
@@ -382,7 +410,6 @@ class Analyzer:
         host64: np.ndarray,
         ch_at: list[tuple[str, int, int, bool]],
         syn_at: list[tuple[_Synapse, int, int, int]],
-        ops_at: int,
         flag_at: int,
     ) -> StepAnalysis:
         out = StepAnalysis()
@@ -408,7 +435,14 @@ class Analyzer:
                 )
             out.sparsity = (ch.neurons - float(sums.sum())) / ch.neurons if ch.neurons else math.nan
         for syn, b, slot, flag in syn_at:
-            ops = float(host64[-1 - slot] if slot < 0 else host[ops_at + slot])
+            assert syn.channels is not None
+            n = syn.channels.size * b
+            if slot < 0:
+                start = host64.size - self._n64 - 1 - slot
+                partial = host64[start : start + n]
+            else:
+                partial = host[slot : slot + n]
+            ops = float(partial.reshape(b, -1).sum(0) @ syn.channels)
             spiking = flag < 0 or host[flag_at + flag] == 0.0  # a NaN distance is not 0
             out.synops[syn.name] = SynapticLayer(ops, "AC" if spiking else "MAC", syn.dense * b)
         return out
