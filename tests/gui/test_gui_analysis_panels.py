@@ -479,3 +479,32 @@ def test_screenshots_at_small_sizes(qtbot, size: tuple[int, int]) -> None:
         assert p.width() <= w + 1 and p.height() <= h + 1, name
         assert not p.stats_label.elided or w < 400, name
         p.grab().save(f"/tmp/panel_{name}_{w}x{h}.png")
+
+
+def test_a_flagged_layer_s_rate_label_fits_a_narrow_rates_panel(qtbot) -> None:
+    """In compare mode the rates panel is narrow: a silent layer's label must lie wholly
+    inside the bars' plot (it read "NT 0.00%", cut on the left, before)."""
+
+    from dvsapp.gui.panels.rates import RatesPanel
+
+    info = make_info()
+    panel = shown(qtbot, RatesPanel(), (240, 260))
+    panel.set_model(info, PipelineSettings())
+    rates = np.zeros(len(LAYERS), np.float32)
+    rates[0] = 0.12
+    for n in range(12):  # the fallback watchdog flags the silent layers after 5 steps
+        frame = make_frame(n, None)
+        frame.rates = rates
+        panel.push(n, frame)
+        panel._bars_at = 0.0
+        panel.render(n)
+    qtbot.wait(50)
+    assert panel.health.status(info.layer_names[-1]) == "silent"
+    view = panel.bars_plot.getViewBox().sceneBoundingRect()
+    texts = [t for t in panel._texts if t.textItem.toPlainText()]
+    assert {t.textItem.toPlainText() for t in texts} >= {"SILENT", "12.00%"}
+    for t in texts:
+        box = t.mapRectToScene(t.boundingRect())
+        assert view.left() - 1 <= box.left() and box.right() <= view.right() + 1, (
+            t.textItem.toPlainText()
+        )

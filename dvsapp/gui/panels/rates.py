@@ -157,8 +157,9 @@ class RatesPanel(Panel):
             pens=[pen(theme.BACKGROUND)] * len(self.names),
         )
         for t, r, s in zip(self._texts, self._rates, status, strict=False):
-            word = "" if s == "ok" else f"{s.upper()} "
-            text = f"{word}{100 * float(r):.2f}%"
+            # A flagged layer shows its status word alone (the rate is in the heatmap and the
+            # bar): "SILENT 0.00%" did not fit the bars' column in a narrow panel.
+            text = f"{100 * float(r):.2f}%" if s == "ok" else s.upper()
             if t.textItem.toPlainText() != text:
                 t.setText(text)
                 t.setColor(theme.status_colour(s) if s != "ok" else theme.FOREGROUND)
