@@ -8,6 +8,7 @@ model stepping bit for bit as before once the probes are removed."""
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,9 @@ def test_vm_histograms_match_numpy_and_follow_the_threshold_scale():
                 now = layer.threshold * layer.threshold_scale
                 assert st.threshold_now == pytest.approx(now)
                 near = np.abs(vm - now) <= NEAR_FRACTION * abs(now)
-                assert st.near == pytest.approx(near.mean(), abs=1.5 / vm.size)
+                band = now + np.array([-1, 1]) * NEAR_FRACTION * abs(now)
+                ties += int((np.abs(vm[:, None] - band[None, :]) <= tie).any(1).sum())
+                assert abs(st.near - near.mean()) * vm.size <= ties + 1e-6
                 assert st.mean == pytest.approx(vm.mean(), abs=1e-6)
                 assert st.std == pytest.approx(vm.std(), abs=1e-5)
                 assert (st.min, st.max) == (vm.min(), vm.max())
@@ -296,3 +299,28 @@ def test_vm_every_skips_the_histograms_between():
             model.step(x_t)
             got.append(bool(an.collect(t).vm))
     assert got == [True, False, True, False, True]
+
+
+def test_vm_plan_bins_and_near_bands_for_any_threshold_sign_and_scale():
+    """The batched binning against numpy for positive, negative and scaled thresholds (the
+    near band read from two bins at scale 1, computed otherwise), with NaN and infinities
+    in the under- and overflow bins."""
+    from dvsapp.snn.analysis.vm import VmPlan
+
+    g = torch.Generator().manual_seed(6)
+    thresholds, now = [0.2, -0.5, 1.0, 0.3], [0.2, -0.5, 1.5, 0.3]
+    maps = [torch.randn(1, 3000, generator=g) * abs(t) * 1.5 + t for t in thresholds]
+    maps[3][0, :3] = torch.tensor([math.nan, math.inf, -math.inf])
+    plan = VmPlan([m.numel() for m in maps], thresholds, now, maps[0])
+    parts = plan.reduce(maps)
+    rest = torch.cat([p.double().reshape(-1) for p in parts[1:]]).numpy()
+    counts2, near, *_ = plan.unpack(parts[0].numpy(), rest)
+    for i, (m, thr, live) in enumerate(zip(maps, thresholds, now, strict=True)):
+        vm = m.double().numpy().reshape(-1)
+        edges = vm_edges(thr)
+        finite = np.nan_to_num(vm, nan=-np.inf)  # NaN counts as underflow
+        ref, _ = np.histogram(finite, bins=np.concatenate(([-np.inf], edges, [np.inf])))
+        np.testing.assert_array_equal(counts2[i].sum(0), ref)
+        band = np.abs(vm - live) <= NEAR_FRACTION * abs(live)
+        assert near[i] == band.sum()
+    assert plan.near_bins == [(40, 41), (20, 21), None, (40, 41)]

@@ -479,19 +479,20 @@ def _vm_stats(
     out: StepAnalysis,
     layers: list[tuple[str, SpikingNeuron]],
     counts2: np.ndarray,
+    near_counts: np.ndarray,
     sums: np.ndarray,
     squares: np.ndarray,
     lows: np.ndarray,
     highs: np.ndarray,
 ) -> None:
-    """``out.vm`` from the layers' ``[L, 2, NBINS]`` counts (far, near) and their sums,
-    sums of squares, minima and maxima."""
+    """``out.vm`` from the layers' ``[L, 2, NBINS]`` counts (far, near), near counts,
+    sums, sums of squares, minima and maxima."""
     counts = counts2.sum(1).astype(np.int64)
     n = counts.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = sums / n
         std = np.sqrt(np.maximum(squares / n - mean * mean, 0.0))
-        near = counts2[:, 1].sum(1) / n
+        near = near_counts / n
     for i, (name, layer) in enumerate(layers):
         out.vm[name] = VmStats(
             counts=counts[i],

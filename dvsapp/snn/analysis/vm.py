@@ -7,7 +7,8 @@ equal, so a neuron's bin is a multiply-add and a truncation,
 ``v = 0``, an edge, whatever the threshold), clamped to the under- and overflow bins
 (NaN counts as underflow). Layer ``i``'s bins are offset by ``i * 2 * NBINS``, and by
 ``NBINS`` more for a neuron near the live threshold, so one count gives the histograms and
-the near counts of all layers.
+the near counts of all layers. At ``threshold_scale == 1`` the near band is two bins, and
+costs nothing more.
 
 The arithmetic is float32: a Vm lands in the bin ``numpy.histogram`` over ``vm_edges``
 gives it unless it lies within about 1e-4 of a bin width of an edge (a tie: float rounding
@@ -56,10 +57,21 @@ class VmPlan:
         ends = np.cumsum(sizes).tolist()
         starts = [0, *ends[:-1]]
         self.layers = list(zip(starts, ends, strict=True))
-        #: (start, end, bins per Vm unit, live threshold, near half-width) per run
-        self.runs: list[tuple[int, int, float, float, float]] = []
+        #: Per layer, the two bins that make up its near band when the live threshold is the
+        #: base one (``threshold_scale == 1``: the band ``[0.9, 1.1] * threshold`` is bins
+        #: 40 and 41, or 20 and 21 for a negative threshold), else None.
+        self.near_bins: list[tuple[int, int] | None] = []
+        for thr, live in zip(thresholds, now, strict=True):
+            aligned = NEAR_FRACTION == 0.1 and thr != 0 and float(live) == float(thr)
+            low = 1.0 - NEAR_FRACTION if thr > 0 else -1.0 - NEAR_FRACTION  # band / |thr|
+            k = round(OFFSET + VM_BINS / (VM_HIGH - VM_LOW) * low)
+            self.near_bins.append((k, k + 1) if aligned else None)
+        #: (start, end, bins per Vm unit, live threshold, near half-width or None when the
+        #: bins give the band) per run
+        self.runs: list[tuple[int, int, float, float, float | None]] = []
         for i in range(n):
-            key = (vm_scale(thresholds[i]), float(now[i]), NEAR_FRACTION * abs(float(now[i])))
+            half = None if self.near_bins[i] else NEAR_FRACTION * abs(float(now[i]))
+            key = (vm_scale(thresholds[i]), float(now[i]), half)
             if self.runs and self.runs[-1][2:] == key:
                 self.runs[-1] = (self.runs[-1][0], ends[i], *key)
             else:
@@ -106,8 +118,8 @@ class VmPlan:
         torch.nan_to_num_(t, nan=0.0, posinf=float(VM_BINS + 1), neginf=0.0)
         t.clamp_(0.0, float(VM_BINS + 1))
         for a, b, _, now, near in self.runs:  # v becomes the near flags (0/1)
-            v[a:b].sub_(now).abs_().le_(near)
-        t.add_(v, alpha=NBINS)
+            if near is not None:
+                t[a:b].add_(v[a:b].sub_(now).abs_().le_(near), alpha=NBINS)
         for i, (a, b) in enumerate(self.layers[1:], start=1):
             t[a:b].add_(2 * NBINS * i)
         index = v.view(torch.int32).copy_(t)
@@ -117,8 +129,8 @@ class VmPlan:
 
     def unpack(self, counts: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, ...]:
         """From the host copies of :meth:`reduce`'s counts and of the float parts after
-        them: counts ``[layers, 2, NBINS]`` (far, near) and per layer sum, sum of squares,
-        min and max (in plan order)."""
+        them: counts ``[layers, 2, NBINS]`` (far, near: to be added up) and per layer the
+        neurons near the threshold, sum, sum of squares, min and max (in plan order)."""
         n = len(self.sizes)
         at = 2 * self.rows
         minmax = rest[at : at + 2 * n].reshape(n, 2)
@@ -129,4 +141,9 @@ class VmPlan:
             squares = np.concatenate(
                 (np.add.reduceat(rest[self.rows : at], self.row_starts), squares)
             )
-        return counts.reshape(n, 2, NBINS), sums, squares, minmax[:, 0], minmax[:, 1]
+        counts = counts.reshape(n, 2, NBINS)
+        near = counts[:, 1].sum(1)
+        for i, bins in enumerate(self.near_bins):
+            if bins is not None:
+                near[i] += counts[i, 0, bins[0]] + counts[i, 0, bins[1]]
+        return counts, near, sums, squares, minmax[:, 0], minmax[:, 1]
