@@ -9,6 +9,14 @@ second (timer ticks that drew new steps: every panel updates in each), paints pe
 each panel's canvas (what Qt actually drew), the longest gap between two redraw-timer ticks
 and between two ticks of a 5 ms probe timer (the event loop's responsiveness), and the
 pipeline's own counters. Targets: >= 30 redraws/s and no stall over 100 ms.
+
+``--compare`` steps a second model on the same events (compare mode: a second resnet_small,
+other weights, its column beside the first); ``--all-panels`` takes the in-depth panels
+(Vm histogram, channels, synaptic operations, and the compared model's) out of their tabs into
+a second 1600x700 window, so every panel is visible and drawn at once. Both runs are in
+docs/BENCHMARKS.md:
+
+    .venv/bin/python benchmarks/bench_gui.py --seconds 10 --compare --all-panels
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np
 import torch
 from PySide6.QtCore import QEvent, QEventLoop, QObject, QTimer, Slot
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QGridLayout, QWidget
 
 from dvsapp.binning import BinningConfig
 from dvsapp.events.types import DVS_GESTURE_CLASSES, make_events
@@ -112,43 +120,79 @@ def main() -> int:
     ap.add_argument("--bin-us", type=int, default=10_000)
     ap.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     ap.add_argument("--screenshot", default=None, help="save the window at the end")
+    ap.add_argument("--compare", action="store_true", help="a second model beside the first")
+    ap.add_argument(
+        "--all-panels", action="store_true", help="every in-depth panel visible at once"
+    )
     args = ap.parse_args()
 
     _app = QApplication.instance() or QApplication([sys.argv[0]])
     with tempfile.TemporaryDirectory(prefix="dvsapp-bench-gui-") as tmp:
         rec = Path(tmp) / "synthetic_1M.npz"
         n = write_npz(rec, synthetic_packets(args.rate, 4.0), (*SENSOR, 2))
-        model = build_model(default_config("resnet_small"))
-        ckpt = save_checkpoint(
-            Path(tmp) / "resnet_small.safetensors",
-            model,
-            class_names=list(DVS_GESTURE_CLASSES),
-            binning=BinningConfig(
-                sensor_size=SENSOR, time_window_us=args.bin_us, input_size=(64, 64)
-            ),
-            sensor_size=(*SENSOR, 2),
-            trained_on="nothing (benchmark)",
-            metrics={},
+        ckpts = []
+        for seed in (0, 1) if args.compare else (0,):
+            torch.manual_seed(seed)
+            model = build_model(default_config("resnet_small"))
+            ckpts.append(
+                save_checkpoint(
+                    Path(tmp) / f"resnet_small_{seed}.safetensors",
+                    model,
+                    class_names=list(DVS_GESTURE_CLASSES),
+                    binning=BinningConfig(
+                        sensor_size=SENSOR, time_window_us=args.bin_us, input_size=(64, 64)
+                    ),
+                    sensor_size=(*SENSOR, 2),
+                    trained_on="nothing (benchmark)",
+                    metrics={},
+                )
+            )
+        settings = PipelineSettings(
+            recording=rec,
+            checkpoint=ckpts[0],
+            device=args.device,
+            compare_checkpoint=ckpts[1] if args.compare else None,
         )
-        settings = PipelineSettings(recording=rec, checkpoint=ckpt, device=args.device)
         pipe = Pipeline(settings)
         win = MainWindow(pipe)
         win.resize(1600, 1000)
         win.show()
-        counters = {}
-        for panel in win.panels:
-            c = PaintCounter(panel)
-            panel.canvas.viewport().installEventFilter(c)
-            counters[panel.objectName()] = c
         probe = Probe()
         win.start()
         deadline = time.monotonic() + 120
-        while win.seq < 50 and time.monotonic() < deadline:  # loaded and warm
+        want = 1 if args.compare else 0
+        while time.monotonic() < deadline and (
+            win.seq < 50 or (want and (win.compare is None or pipe.model_info(1) is None))
+        ):  # loaded and warm
             run_for(0.1)
-        if win.seq < 50:
+        if win.seq < 50 or (want and win.compare is None):
             print("no steps reached the window within 120 s", file=sys.stderr)
             win.close()
             return 1
+        extra = None
+        if args.all_panels:
+            extra = QWidget()
+            grid = QGridLayout(extra)
+            depth = list(win.depth_panels)
+            if win.compare is not None:
+                depth += [win.compare.vm_hist, win.compare.synops]
+            for i, panel in enumerate(depth):
+                grid.addWidget(panel, i // 3, i % 3)
+                panel.show()
+            extra.resize(1600, 700)
+            extra.show()
+        shown = list(win.panels) + (list(win.compare.all_panels) if win.compare else [])
+        if extra is not None:
+            shown += [p for p in extra.findChildren(QWidget) if p in depth]
+        counters = {}
+        for k, panel in enumerate(shown):
+            canvas = getattr(panel, "canvas", None)
+            if canvas is None or not panel.isVisible():
+                continue
+            c = PaintCounter(panel)
+            canvas.viewport().installEventFilter(c)
+            counters[f"{panel.objectName() or type(panel).__name__}#{k}"] = c
+        run_for(1.0)
         # measure
         for c in counters.values():
             c.count = 0
@@ -169,7 +213,11 @@ def main() -> int:
         threads = torch.get_num_threads()  # what the worker ran with (restored on close)
         if args.screenshot:
             win.grab().save(args.screenshot)
+            if extra is not None:
+                extra.grab().save(str(Path(args.screenshot).with_suffix("")) + "_panels.png")
         win.close()
+        if extra is not None:
+            extra.close()
 
     fps = (win.redraws - redraws0) / wall
     paints = {k: c.count / wall for k, c in counters.items()}
@@ -189,9 +237,11 @@ def main() -> int:
         ("dropped steps", f"{st.dropped_steps}", "", None),
     ]
     info = pipe.model_info()
+    models = "two resnet_small side by side" if args.compare else "resnet_small"
+    panels = f", {len(counters)} panels visible" + (" (all in-depth)" if args.all_panels else "")
     print(
         f"dvsapp GUI benchmark: {n / 1e6:.1f} M events looped at {args.rate / 1e6:g} M ev/s, "
-        f"{args.bin_us} us bins, resnet_small on {info.device if info else '?'}, "
+        f"{args.bin_us} us bins, {models} on {info.device if info else '?'}{panels}, "
         f"{args.seconds:g} s measured"
     )
     print(
