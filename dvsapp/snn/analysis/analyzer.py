@@ -209,6 +209,13 @@ class Analyzer:
         self._acc_steps = 0
         self._ch: _Channels | None = None
         self._n64 = 0
+        self._syn_key: tuple[Any, ...] | None = None
+        self._syn_plan: tuple[bool, np.ndarray, np.ndarray, int] = (
+            False,
+            np.zeros(0),
+            np.zeros(0),
+            0,
+        )
 
     # -- installation ----------------------------------------------------------------------
     def install(self) -> None:
@@ -395,6 +402,38 @@ class Analyzer:
         assert self._plan is not None
         return self._plan
 
+    def _synops(
+        self, syn_at: list[tuple[_Synapse, int, int, int]], host: np.ndarray, host64: np.ndarray
+    ) -> list[float]:
+        """Each synaptic layer's count: its partial counts (per channel) times its channel
+        weights, summed; one multiply and one reduceat when they lie side by side (batch 1,
+        float32), else layer by layer."""
+        first = syn_at[0][2]
+        key = tuple((id(syn), b, slot) for syn, b, slot, _ in syn_at)
+        if self._syn_key != key:
+            sizes = [syn.channels.size * b for syn, b, _, _ in syn_at]  # type: ignore[union-attr]
+            together = first >= 0 and all(
+                b == 1 and slot == first + sum(sizes[:k])
+                for k, (_, b, slot, _) in enumerate(syn_at)
+            )
+            weights = np.concatenate([syn.channels for syn, _, _, _ in syn_at])  # type: ignore[misc]
+            starts = np.cumsum([0, *sizes[:-1]]).astype(np.intp)
+            self._syn_key, self._syn_plan = key, (together, weights, starts, sum(sizes))
+        together, weights, starts, total = self._syn_plan
+        if together:
+            return np.add.reduceat(host[first : first + total] * weights, starts).tolist()
+        out = []
+        for syn, b, slot, _ in syn_at:
+            assert syn.channels is not None
+            n = syn.channels.size * b
+            if slot < 0:
+                start = host64.size - self._n64 - 1 - slot
+                partial = host64[start : start + n]
+            else:
+                partial = host[slot : slot + n]
+            out.append(float(partial.reshape(b, -1).sum(0) @ syn.channels))
+        return out
+
     def _channel_layout(self, ch_at: list[tuple[str, int, int, bool]], batch: int) -> _Channels:
         key = (tuple(ch_at), batch)
         if self._ch is None or self._ch.key != key:
@@ -423,28 +462,21 @@ class Analyzer:
             self._acc_steps = step_in_window
             rates = (sums / ch.plane).astype(np.float32)
             window = acc / (ch.plane * max(step_in_window, 1))
-            dead, full = acc == 0, window >= SATURATED_RATE
+            # one reduceat segment per layer (1-D layers' totals included), then the conv ones
+            silent = np.add.reduceat(acc == 0, ch.starts)[ch.pick].tolist()
+            saturated = np.add.reduceat(window >= SATURATED_RATE, ch.starts)[ch.pick].tolist()
             window = window.astype(np.float32)
-            for name, i, n in ch.layers:  # each layer's own channels (not reduceat: a 1-D
-                # layer's entry after the last conv layer would join its last segment)
+            for k, (name, i, n) in enumerate(ch.layers):
                 out.channels[name] = ChannelStats(
-                    rates[i : i + n],
-                    window[i : i + n],
-                    int(np.count_nonzero(dead[i : i + n])),
-                    int(np.count_nonzero(full[i : i + n])),
+                    rates[i : i + n], window[i : i + n], silent[k], saturated[k]
                 )
             out.sparsity = (ch.neurons - float(sums.sum())) / ch.neurons if ch.neurons else math.nan
-        for syn, b, slot, flag in syn_at:
-            assert syn.channels is not None
-            n = syn.channels.size * b
-            if slot < 0:
-                start = host64.size - self._n64 - 1 - slot
-                partial = host64[start : start + n]
-            else:
-                partial = host[slot : slot + n]
-            ops = float(partial.reshape(b, -1).sum(0) @ syn.channels)
-            spiking = flag < 0 or host[flag_at + flag] == 0.0  # a NaN distance is not 0
-            out.synops[syn.name] = SynapticLayer(ops, "AC" if spiking else "MAC", syn.dense * b)
+        if syn_at:
+            for (syn, b, _, flag), ops in zip(
+                syn_at, self._synops(syn_at, host, host64), strict=True
+            ):
+                spiking = flag < 0 or host[flag_at + flag] == 0.0  # a NaN distance is not 0
+                out.synops[syn.name] = SynapticLayer(ops, "AC" if spiking else "MAC", syn.dense * b)
         return out
 
 
@@ -489,18 +521,19 @@ def _vm_stats(
     sums, sums of squares, minima and maxima."""
     counts = counts2.sum(1).astype(np.int64)
     n = counts.sum(1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = sums / n
-        std = np.sqrt(np.maximum(squares / n - mean * mean, 0.0))
-        near = near_counts / n
-    for i, (name, layer) in enumerate(layers):
-        out.vm[name] = VmStats(
-            counts=counts[i],
-            neurons=int(n[i]),
-            threshold_now=float(layer.effective_threshold),
-            near=float(near[i]),
-            mean=float(mean[i]),
-            std=float(std[i]),
-            min=float(lows[i]),
-            max=float(highs[i]),
-        )
+    m = np.maximum(n, 1)  # every layer has neurons: counts sum to its size
+    mean = sums / m
+    std = np.sqrt(np.maximum(squares / m - mean * mean, 0.0))
+    columns = zip(
+        layers,
+        counts,
+        n.tolist(),
+        (near_counts / m).tolist(),
+        mean.tolist(),
+        std.tolist(),
+        lows.tolist(),
+        highs.tolist(),
+        strict=True,
+    )
+    for (name, layer), c, k, near, mu, sd, lo, hi in columns:
+        out.vm[name] = VmStats(c, k, float(layer.effective_threshold), near, mu, sd, lo, hi)
