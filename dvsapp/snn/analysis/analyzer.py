@@ -205,6 +205,7 @@ class Analyzer:
         self._conv = {n for n, s in self.shapes.items() if len(s) == 3}
         self._numel = {n: math.prod(s) for n, s in self.shapes.items()}
         self._saved_probes: dict[str, ProbeSpec | None] | None = None
+        self._installed: dict[str, ProbeSpec] = {}
         self._acc_all: np.ndarray | None = None
         self._acc_steps = 0
         self._ch: _Channels | None = None
@@ -219,17 +220,20 @@ class Analyzer:
 
     # -- installation ----------------------------------------------------------------------
     def install(self) -> None:
-        """Add Vm summaries (and spikes) to every spiking layer's probe; hook the synaptic
-        layers."""
+        """Add Vm maps (and spikes) to every spiking layer's probe; hook the synaptic
+        layers. Whoever sets the layers' probes anew (``ProbeTap.install``) calls
+        :meth:`remove` before and this after."""
         if self._saved_probes is not None:
             return
         self._saved_probes = {n: layer.probe for n, layer in self.layers.items()}
-        for layer in self.layers.values():
+        self._installed = {}
+        for name, layer in self.layers.items():
             spec = layer.probe
             if spec is None:
                 layer.probe = ProbeSpec(spikes=True, vm=False, vm_stats=True)
             else:
                 layer.probe = dataclasses.replace(spec, spikes=True, vm_stats=True)
+            self._installed[name] = layer.probe
         for syn in self._synapses:
             syn.x = None
             if syn.entry == "call":
@@ -239,22 +243,29 @@ class Analyzer:
                 inner = syn.module.step
 
                 def step(
-                    x: torch.Tensor, *args: Any, _syn: _Synapse = syn, _inner: Any = inner
+                    x: torch.Tensor,
+                    *args: Any,
+                    _syn: _Synapse = syn,
+                    _inner: Any = inner,
+                    **kwargs: Any,
                 ) -> Any:
                     _syn.x = x
-                    return _inner(x, *args)
+                    return _inner(x, *args, **kwargs)
 
                 syn.module.__dict__["step"] = step
         self.reset()
 
     def remove(self) -> None:
-        """Drop the hooks and give every layer back the probe it had before :meth:`install`."""
+        """Drop the hooks and give every layer back the probe it had before :meth:`install`
+        (a probe someone else has set since is left alone)."""
         if self._saved_probes is None:
             return
         for name, layer in self.layers.items():
-            layer.probe = self._saved_probes[name]
-            layer.record = None
+            if layer.probe is self._installed.get(name):
+                layer.probe = self._saved_probes[name]
+                layer.record = None
         self._saved_probes = None
+        self._installed = {}
         for syn in self._synapses:
             if syn.handle is not None:
                 syn.handle.remove()
