@@ -211,6 +211,7 @@ class CompareMode(QObject):
         if path is None:
             self.remove()
         win._guard(win.pipeline.compare_model, path, options)
+        win.sync_analysis()  # the column's panels are in-depth ones
 
     def check_model(self) -> None:
         """Redraw tick: lay out (or out again, or remove) the column for lane 1's model."""

@@ -268,6 +268,7 @@ class MainWindow(QMainWindow):
         self.redraw_timer.start()
         self.stats_timer.start()
         self._guard(self.pipeline.start)
+        self.sync_analysis()
         self.rescan_cameras()
 
     def shutdown(self) -> None:
@@ -736,9 +737,26 @@ class MainWindow(QMainWindow):
     def tab_shown(self, index: int) -> None:
         """An in-depth tab came into view: draw what it was given while hidden."""
         note_slot("MainWindow.tab_shown")
+        self.sync_analysis()
         panel = self.tabs.widget(index)
         if isinstance(panel, Panel) and self.info is not None:
             panel.render(self.seq)
+
+    def analysis_needed(self) -> bool:
+        """The in-depth probes are wanted: an in-depth tab is shown, a compared model's
+        column (its tabs are all in-depth) is up, or an export is running."""
+        return (
+            self.tabs.currentWidget() in self.depth_panels
+            or self.settings.compare_checkpoint is not None
+            or self.outputs.export_target is not None
+        )
+
+    def sync_analysis(self) -> None:
+        """Switch the in-depth probes on only while something shows or keeps them: they
+        cost nothing off, and about 0.7 ms a step on resnet_small on (docs/BENCHMARKS.md)."""
+        needed = self.analysis_needed()
+        if needed != self.settings.analysis:
+            self._configure(analysis=needed)
 
     @Slot(str, int)
     def show_channel(self, layer: str, channel: int) -> None:
@@ -844,6 +862,7 @@ class MainWindow(QMainWindow):
             self.show_error(str(e))
             return
         self._last_stats = st
+        self.sync_analysis()  # compare mode or an export began or ended
         self._check_model_failure(st)
         self._check_recording_failure(st)
         self._update_suggestion(st)

@@ -88,6 +88,7 @@ class Outputs(QObject):
         self.export_target = Path(path)
         self.export_rows = 0
         self._export_open = False
+        win.sync_analysis()  # the rows carry the in-depth probes from the first one
         if not win._guard(win.pipeline.start_export, self.export_target):
             self.export_target = None
             win.controls.set_exporting(False, "export failed")
