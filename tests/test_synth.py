@@ -204,3 +204,92 @@ def test_bad_arguments_raise_one_line_config_errors(call, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         call()
     assert "\n" not in str(info.value)
+
+
+# -- generator version 2 -------------------------------------------------------------------
+def test_version_1_is_the_default_and_unchanged_by_version_2() -> None:
+    a = gesture_events(3, seed=7, duration_s=0.3)
+    assert gesture_events(3, seed=7, duration_s=0.3, generator=1).tobytes() == a.tobytes()
+    assert gesture_events(3, seed=7, duration_s=0.3, generator=2).tobytes() != a.tobytes()
+
+
+def test_version_2_same_seed_same_bytes_other_seed_other_bytes() -> None:
+    a = gesture_events(8, seed=7, duration_s=0.3, generator=2)
+    assert a.dtype == EVENT_DTYPE and len(a) > 0
+    assert gesture_events(8, seed=7, duration_s=0.3, generator=2).tobytes() == a.tobytes()
+    assert gesture_events(8, seed=8, duration_s=0.3, generator=2).tobytes() != a.tobytes()
+    assert gesture_events(9, seed=7, duration_s=0.3, generator=2).tobytes() != a.tobytes()
+    assert np.all(np.diff(a["t"]) >= 0) and a["t"].min() >= 0 and a["t"].max() < 300_000
+    events, labels = synth_recording(4, classes=[1, 2], gesture_s=0.2, gap_s=0.1, generator=2)
+    again, labels_again = synth_recording(4, classes=[1, 2], gesture_s=0.2, gap_s=0.1, generator=2)
+    assert again.tobytes() == events.tobytes() and labels_again == labels
+
+
+def test_version_2_clips_have_the_statistics_of_real_dvs128_gesture_clips() -> None:
+    """The ranges measured on real recordings (dvsapp.synth.stats.REAL_RANGES) on 1.45 s
+    clips of several classes and subjects: the rows and columns holding the central 95% of
+    all their events, and the mean event rate, ON fraction and fraction of pixels firing."""
+    from dvsapp.synth.stats import REAL_RANGES, event_stats, out_of_range
+
+    dur = 1.45
+    clips = [gesture_events(c, 100 + c, dur, generator=2) for c in (0, 3, 6, 8, 9)]
+    pooled = event_stats(np.concatenate(clips), dur * len(clips))
+    bounds = {k: pooled[k] for k in ("row_lo", "row_hi", "col_lo", "col_hi")}
+    assert not out_of_range(bounds), bounds
+    stats = [event_stats(ev, dur) for ev in clips]
+    for key in ("rate", "on_fraction", "pixels_fired"):
+        lo, hi = REAL_RANGES[key]
+        assert lo <= np.mean([s[key] for s in stats]) <= hi, [s[key] for s in stats]
+    for s in stats:  # no clip far off the real ON fractions
+        assert 0.46 < s["on_fraction"] < 0.58
+
+
+def test_event_stats_of_a_known_clip() -> None:
+    from dvsapp.synth.stats import event_stats, out_of_range
+
+    ev = np.zeros(4, EVENT_DTYPE)
+    ev["x"], ev["y"], ev["t"], ev["p"] = (
+        [0, 1, 1, 127],
+        [0, 0, 0, 127],
+        [0, 10, 20, 2_000_000],
+        [True, False, True, True],
+    )
+    s = event_stats(ev, 2.0)
+    assert s["rate"] == 2.0 and s["on_fraction"] == 0.75
+    assert s["pixels_fired"] == 2 / (128 * 128)  # the last event is after 1.45 s
+    assert set(out_of_range(s)) >= {"rate", "pixels_fired"}
+    with pytest.raises(ConfigError, match="empty"):
+        event_stats(ev[:0], 1.0)
+
+
+def test_version_2_recording_and_its_labels_csv(tmp_path) -> None:
+    from dvsapp.events.detect import open_reader
+    from dvsapp.events.dvsgesture import parse_labels_csv
+    from dvsapp.synth.generate import write_recording
+
+    classes = [CLASS["left_hand_wave"], CLASS["right_hand_wave"], CLASS["air_drums"]]
+    kw = {"classes": classes, "gesture_s": 0.3, "gap_s": 0.1, "generator": 2}
+    paths = write_recording(tmp_path, "v2", 5, formats=("aedat31",), **kw)
+    assert [p.name for p in paths] == ["v2.aedat", "v2_labels.csv"]
+    labels = parse_labels_csv(paths[1])
+    assert [s.label for s in labels] == classes
+    assert [(s.t_start_us, s.t_end_us) for s in labels] == [
+        (100_000, 400_000),
+        (500_000, 800_000),
+        (900_000, 1_200_000),
+    ]
+    events, expected = synth_recording(5, **kw)
+    assert labels == expected
+    np.testing.assert_array_equal(open_reader(paths[0]).read_all(), events)
+    t = events["t"]
+    assert t.max() < 1_300_000
+    mean_x = [events["x"][(t >= s.t_start_us) & (t < s.t_end_us)].mean() for s in labels]
+    assert mean_x[1] < mean_x[0]  # the right hand waves on the image left
+
+
+def test_unknown_generator_version_is_a_config_error() -> None:
+    for bad in (0, 3, True, "2"):
+        with pytest.raises(ConfigError, match="generator must be one of 1, 2"):
+            gesture_events(0, 0, 0.1, generator=bad)
+        with pytest.raises(ConfigError, match="generator must be one of 1, 2"):
+            synth_recording(0, generator=bad)

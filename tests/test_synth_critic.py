@@ -71,7 +71,7 @@ def test_critic_names_clips_made_by_a_given_clip_maker() -> None:
 @needs_critic
 def test_cli_critic_json_on_generated_clips() -> None:
     code, out, err = _cli(
-        "--critic", "--n-per-class", "1", "--clip-s", "0.5", "--seed", "1000000",
+        "--critic", "--n-per-class", "1", "--clip-s", "0.5", "--critic-seed", "1000000",
         "--classes", "right_hand_wave,left_hand_wave", "--json",
     )  # fmt: skip
     assert code == 0, err

@@ -38,13 +38,7 @@ def add_parser(subparsers: Any) -> None:
         "out_dir", metavar="OUT_DIR", type=Path, nargs="?", help="folder to write (created)"
     )
     p.add_argument("--files", type=int, default=1, metavar="N", help="recordings to write (1)")
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=None,
-        metavar="S",
-        help="seed of the first file (0), or of the critic's first clip per class (1000000)",
-    )
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the first file (0)")
     p.add_argument(
         "--generator",
         type=int,
@@ -70,6 +64,13 @@ def add_parser(subparsers: Any) -> None:
         help="judge synthetic clips with the network trained on real DVS128 Gesture",
     )
     c.add_argument("--n-per-class", type=int, default=10, metavar="N", help="clips (10)")
+    c.add_argument(
+        "--critic-seed",
+        type=int,
+        default=1_000_000,
+        metavar="S",
+        help="clip k of every class has seed S+k (1000000: held out from training)",
+    )
     c.add_argument("--clip-s", type=float, default=None, metavar="SEC", help="clip length (6)")
     c.add_argument(
         "--model",
@@ -127,7 +128,7 @@ def run_critic(args: argparse.Namespace) -> int:
 
         report = critic.run_critic(
             args.n_per_class,
-            seed=critic.DEFAULT_SEED if args.seed is None else args.seed,
+            seed=args.critic_seed,
             clip_s=critic.DEFAULT_CLIP_S if args.clip_s is None else args.clip_s,
             generator=1 if args.generator is None else args.generator,
             model=model,
@@ -151,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
         return run_critic(args)
     if args.out_dir is None:
         raise ConfigError("OUT_DIR is required (the folder to write), unless --critic")
-    seed = 0 if args.seed is None else args.seed
+    seed = args.seed
     if not 1 <= args.files <= MAX_FILES:
         raise ConfigError(f"--files must be in 1..{MAX_FILES}, not {args.files}")
     if seed < 0:
