@@ -90,9 +90,20 @@ def _solo_records(steps: list[LaneStep], lane: int) -> list[tuple]:
     return out
 
 
-def test_one_lane_equals_the_sequence_run(recording: Path) -> None:
-    """The session's steps are the Stepper over the whole recording binned at once."""
-    ckpt = load_checkpoint(RESNET, "cpu")
+SHIPPED = [
+    RESNET,
+    COLLAPSED,
+    MODELS / "vgg_small_synth.safetensors",
+    GESTURE,
+    MODELS / "cnn_sinabs_nmnist.safetensors",  # 1 ms bins, the recording downsampled to 34x34
+]
+
+
+@pytest.mark.parametrize("model", SHIPPED, ids=lambda p: p.stem)
+def test_one_lane_equals_the_sequence_run(recording: Path, model: Path) -> None:
+    """The session's steps are the Stepper over the whole recording binned at once (every
+    shipped model, on the shipped recording's first seconds)."""
+    ckpt = load_checkpoint(model, "cpu")
     reader = open_reader(recording)
     config = binning_for_recording(ckpt.binning, reader.sensor_size, recording)
     frames = bin_events(reader.read_all(), config)
@@ -101,7 +112,7 @@ def test_one_lane_equals_the_sequence_run(recording: Path) -> None:
         stepper.push(frames.data[i], int(frames.t_start_us[i]), int(frames.t_end_us[i]))
         for i in range(len(frames))
     ]
-    steps = [s for s in _drive(recording, [RESNET], LaneSettings(health=None)) if s.record]
+    steps = [s for s in _drive(recording, [model], LaneSettings(health=None)) if s.record]
     assert len(steps) == len(ref) > 40
     for s, r in zip(steps, ref, strict=True):
         assert s.record is not None
@@ -199,12 +210,15 @@ def test_run_export_rows_per_step_and_model(
     assert healthy > 10 * collapsed
 
 
-def test_the_app_steps_as_run_does(recording: Path, capsys: pytest.CaptureFixture) -> None:
+@pytest.mark.parametrize("model", [RESNET, GESTURE], ids=lambda p: p.stem)
+def test_the_app_steps_as_run_does(
+    recording: Path, model: Path, capsys: pytest.CaptureFixture
+) -> None:
     """The app's worker (the same session, driven by its own thread) gives the windows that
     ``dvsapp run`` gives on the same recording and model."""
-    lines, _ = _run_json([str(recording), "--model", str(RESNET)], capsys)
+    lines, _ = _run_json([str(recording), "--model", str(model)], capsys)
     settings = PipelineSettings(
-        recording=recording, checkpoint=RESNET, speed=math.inf, loop=False, device="cpu"
+        recording=recording, checkpoint=model, speed=math.inf, loop=False, device="cpu"
     )
     pipe = Pipeline(settings, Mailbox(maxlen=100_000))
     frames = []
