@@ -30,8 +30,8 @@ from dvsapp.events.types import DVS_GESTURE_CLASSES
 
 #: The shipped critic (an import of NeuroBench's real-data network).
 CRITIC_MODEL = Path(__file__).resolve().parents[2] / "models" / "snntorch_dvs_gesture.safetensors"
-#: Held-out seeds by default: never used by training (< 10^6) or validation (10^6 + k, small k
-#: is shared, but the critic never trained on any synthetic clip).
+#: First seed by default: above the training split's seeds (< 10^6) of ``dvsapp train --data
+#: synth``; the critic itself never saw a synthetic clip.
 DEFAULT_SEED = 1_000_000
 #: Real DVS128 Gesture samples last about 6 s: 150 bins of 40 ms, the critic's window.
 DEFAULT_CLIP_S = 6.0
