@@ -14,10 +14,15 @@ The arithmetic is float32: a Vm lands in the bin ``numpy.histogram`` over ``vm_e
 gives it unless it lies within about 1e-4 of a bin width of an edge (a tie: float rounding
 may put it in the neighbouring bin of the same layer, never in another layer's).
 
-Two work buffers of the neurons' count serve all layers. Sums and sums of squares come from
-rows of ``chunk`` neurons of the concatenation (two
-kernels for all the layers whose sizes ``chunk`` divides; the host adds the rows up per
-layer), min and max from one ``aminmax`` per layer.
+The bins are counted in ``STRIPES`` interleaved copies (neighbouring neurons, often in the
+same bin, then never increment the same counter one after the other), summed on the device.
+
+Two work buffers of the neurons' count serve all layers. Sums, sums of squares, minima and
+maxima come from rows of ``chunk`` neurons of the concatenation (four kernels for all the
+layers whose sizes ``chunk`` divides; the host reduces the rows per layer), the other
+layers' from four kernels each. The layer offsets are added to the int32 bin indices in
+one kernel (exact, unlike a float add). Per-op overhead (~5 us on a CPU) is most of the
+cost, so the kernel count is kept low.
 """
 
 from __future__ import annotations
@@ -36,6 +41,10 @@ OFFSET = 1.0 - VM_BINS * VM_LOW / (VM_HIGH - VM_LOW)
 #: Rows of at most this many neurons for the sums; layers too small or odd go alone.
 MAX_CHUNK = 1024
 MIN_CHUNK = 64
+#: Neighbouring neurons count into this many separate copies of the bins (added up after):
+#: a run of neurons in one bin would otherwise make each increment wait for the one before
+#: (a CPU bincount of a real Vm map ran at half the speed of the same indices shuffled).
+STRIPES = 8
 
 
 def vm_scale(threshold: float) -> float:
@@ -83,6 +92,13 @@ class VmPlan:
         total = sum(sizes)
         self._v = torch.empty(total, dtype=torch.float32, device=like.device)
         self._t = torch.empty_like(self._v)
+        #: each neuron's offset in the striped counts (int32): its layer's, plus the
+        #: minlength times its index modulo STRIPES
+        base = torch.repeat_interleave(
+            torch.arange(n, dtype=torch.int32) * (2 * NBINS), torch.tensor(sizes)
+        )
+        stripe = torch.arange(total, dtype=torch.int32) % STRIPES * self.minlength
+        self._base = (base + stripe).to(like.device)
         big = [s for s in sizes if s >= MAX_CHUNK]
         chunk = min(MAX_CHUNK, math.gcd(*big)) if big else 0
         # the leading layers whose sizes the chunk divides are summed by rows
@@ -98,21 +114,19 @@ class VmPlan:
 
     def reduce(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
         """Device tensors (all float32 but the counts, int64), in this order: the counts
-        ``[layers * 2 * NBINS]``; row sums ``[rows]`` and row sums of squares ``[rows]``
-        (when there are rows); min and max per layer and sum and sum of squares per layer
-        after the leading ones, stacked ``[layers * 2 + (layers - lead) * 2]``."""
+        ``[layers * 2 * NBINS]``; row sums, row sums of squares, row minima and row maxima
+        ``[rows]`` each (when there are rows); min, max, sum and sum of squares per layer
+        after the leading ones, stacked ``[(layers - lead) * 4]`` (when there are any)."""
         flat = [m.reshape(-1) for m in maps]
         v = torch.cat(flat, out=self._v)
         t = self._t
         out: list[torch.Tensor] = []
         if self.rows:  # the moments first: v is then overwritten
             rows = v[: self.rows * self.chunk].view(self.rows, self.chunk)
-            out += [rows.sum(1), torch.linalg.vecdot(rows, rows)]
+            out += [rows.sum(1), torch.linalg.vecdot(rows, rows), rows.amin(1), rows.amax(1)]
         scalars: list[torch.Tensor] = []
-        for f in flat:
-            scalars.extend(torch.aminmax(f))
         for f in flat[self.lead :]:
-            scalars += [f.sum(), torch.dot(f, f)]
+            scalars += [*torch.aminmax(f), f.sum(), torch.dot(f, f)]
         for a, b, scale, _, _ in self.runs:
             torch.add(self.offset, v[a:b], alpha=scale, out=t[a:b])
         torch.nan_to_num_(t, nan=0.0, posinf=float(VM_BINS + 1), neginf=0.0)
@@ -120,11 +134,11 @@ class VmPlan:
         for a, b, _, now, near in self.runs:  # v becomes the near flags (0/1)
             if near is not None:
                 t[a:b].add_(v[a:b].sub_(now).abs_().le_(near), alpha=NBINS)
-        for i, (a, b) in enumerate(self.layers[1:], start=1):
-            t[a:b].add_(2 * NBINS * i)
-        index = v.view(torch.int32).copy_(t)
-        out.insert(0, torch.bincount(index, minlength=self.minlength))
-        out.append(torch.stack(scalars))
+        index = v.view(torch.int32).copy_(t).add_(self._base)
+        counts = torch.bincount(index, minlength=STRIPES * self.minlength)
+        out.insert(0, counts.view(STRIPES, self.minlength).sum(0))
+        if scalars:
+            out.append(torch.stack(scalars))
         return out
 
     def unpack(self, counts: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -132,18 +146,19 @@ class VmPlan:
         them: counts ``[layers, 2, NBINS]`` (far, near: to be added up) and per layer the
         neurons near the threshold, sum, sum of squares, min and max (in plan order)."""
         n = len(self.sizes)
-        at = 2 * self.rows
-        minmax = rest[at : at + 2 * n].reshape(n, 2)
-        tail = rest[at + 2 * n : at + 2 * n + 2 * (n - self.lead)].reshape(-1, 2)
-        sums, squares = tail[:, 0], tail[:, 1]
-        if self.rows:
-            sums = np.concatenate((np.add.reduceat(rest[: self.rows], self.row_starts), sums))
-            squares = np.concatenate(
-                (np.add.reduceat(rest[self.rows : at], self.row_starts), squares)
-            )
+        r = self.rows
+        at = 4 * r
+        tail = rest[at : at + 4 * (n - self.lead)].reshape(-1, 4)
+        lows, highs, sums, squares = tail[:, 0], tail[:, 1], tail[:, 2], tail[:, 3]
+        if r:
+            s = self.row_starts
+            sums = np.concatenate((np.add.reduceat(rest[:r], s), sums))
+            squares = np.concatenate((np.add.reduceat(rest[r : 2 * r], s), squares))
+            lows = np.concatenate((np.minimum.reduceat(rest[2 * r : 3 * r], s), lows))
+            highs = np.concatenate((np.maximum.reduceat(rest[3 * r : at], s), highs))
         counts = counts.reshape(n, 2, NBINS)
         near = counts[:, 1].sum(1)
         for i, bins in enumerate(self.near_bins):
             if bins is not None:
                 near[i] += counts[i, 0, bins[0]] + counts[i, 0, bins[1]]
-        return counts, near, sums, squares, minmax[:, 0], minmax[:, 1]
+        return counts, near, sums, squares, lows, highs
