@@ -194,8 +194,10 @@ class Analyzer:
         #: between, ``StepAnalysis.vm`` is empty (the histograms are most of the cost).
         self.vm_every = max(1, int(vm_every))
         self._steps = 0
-        self._plan: VmPlan | None = None
-        self._plan_key: tuple[Any, ...] | None = None
+        self._vplan: VmPlan | None = None
+        self._vplan_key: tuple[Any, ...] | None = None
+        self._plan: _Plan | None = None
+        self._ch_key: tuple[Any, ...] | None = None
         self.device = torch.device(device)
         self.layers: dict[str, SpikingNeuron] = model.spiking_layers()
         self.shapes = {name: tuple(int(s) for s in shapes[name]) for name in self.layers}
@@ -208,15 +210,6 @@ class Analyzer:
         self._installed: dict[str, ProbeSpec] = {}
         self._acc_all: np.ndarray | None = None
         self._acc_steps = 0
-        self._ch: _Channels | None = None
-        self._n64 = 0
-        self._syn_key: tuple[Any, ...] | None = None
-        self._syn_plan: tuple[bool, np.ndarray, np.ndarray, int] = (
-            False,
-            np.zeros(0),
-            np.zeros(0),
-            0,
-        )
 
     # -- installation ----------------------------------------------------------------------
     def install(self) -> None:
@@ -304,16 +297,12 @@ class Analyzer:
     def collect(self, step_in_window: int) -> StepAnalysis:
         """What the probes measured at the step just run; ``step_in_window`` (1-based) = 1
         starts a new window for the channels' window rates."""
-        parts: list[torch.Tensor] = []
-        wide: list[torch.Tensor] = []  # float64 parts (counts beyond float32's exact range)
-        ch_at: list[tuple[str, int, int, bool]] = []
-        at = 0
-        spikes_of: set[int] = set()
-        batch = 1
-        vm_layers: list[tuple[str, SpikingNeuron]] = []
-        maps: list[torch.Tensor] = []
         self._steps += 1
         want_vm = (self._steps - 1) % self.vm_every == 0
+        vm_layers: list[tuple[str, SpikingNeuron]] = []
+        maps: list[torch.Tensor] = []
+        recs: list[tuple[str, torch.Tensor]] = []
+        src: dict[int, tuple[str, torch.Tensor | None]] = {}
         for name, layer in self.layers.items():
             rec = layer.record
             if rec is None:
@@ -323,74 +312,73 @@ class Analyzer:
                 maps.append(rec.vm_stats)
             sp = rec.spikes
             if sp is not None:
-                batch = sp.shape[0]
-                per_channel = name in self._conv and sp.dim() == 4
-                sums = sp.sum((0, 2, 3)) if per_channel else sp.sum().reshape(1)
-                ch_at.append((name, at, sums.numel(), per_channel))
-                parts.append(sums)
-                at += sums.numel()
+                recs.append((name, sp))
             if layer.o is not None:
-                spikes_of.add(id(layer.o))
-        counts_at = -1  # in host64 when < 0
-        rest_at = rest_len = 0
-        plan = None
-        if maps:
-            plan = self._vm_plan(vm_layers, maps)
-            counts, *rest = plan.reduce(maps)
-            if max(plan.sizes) < _EXACT32:
-                parts.append(counts.to(torch.float32))
-                counts_at = at
-                at += counts.numel()
-            else:
-                wide.append(counts.to(torch.float64))
-            rest_at = at
-            parts.extend(rest)
-            at += sum(r.numel() for r in rest)
-            rest_len = at - rest_at
-        # synapse, batch, where its partial counts start (< 0: in host64), its flag's slot
-        syn_at: list[tuple[_Synapse, int, int, int]] = []
-        ops64: list[torch.Tensor] = []
-        n64 = 0
-        flags: list[torch.Tensor] = []
+                src[id(layer.o)] = (name, sp)
+        fresh = step_in_window <= 1
+        syns: list[tuple[_Synapse, torch.Tensor, torch.Tensor, int]] = []
         for syn in self._synapses:
             x = syn.x
             if x is None:
                 continue
             syn.x = None
-            fan = self._fanout(syn, x, step_in_window <= 1)
-            b = x.shape[0]
-            if id(x) in spikes_of:  # a spiking layer's output: 0/1
-                nz, flag = x, -1
+            fan = self._fanout(syn, x, fresh)
+            # a spiking layer's output (0/1): 1, and 2 when it is that layer's recorded map
+            source = src.get(id(x))
+            kind = 0 if source is None else 1
+            if kind and source[1] is not None and source[1].data_ptr() == x.data_ptr():
+                kind = 2
+            syns.append((syn, x, fan, kind))
+        key = (
+            tuple((n, sp.shape, sp.dtype) for n, sp in recs),
+            tuple(
+                (id(s), id(fan), x.shape, x.dtype, kind, kind and src[id(x)][0])
+                for s, x, fan, kind in syns
+            ),
+        )
+        plan = self._plan if self._plan is not None and self._plan.key == key else None
+        if plan is None:
+            plan = self._plan = _Plan(key, recs, syns, src, self._conv, self._numel)
+            if plan.ch_key != self._ch_key:
+                self._ch_key, self._acc_all = plan.ch_key, None
+        parts: list[torch.Tensor] = []
+        for (_, sp), (rows, weights) in zip(recs, plan.blocks, strict=True):
+            flat = sp.reshape(rows, -1)
+            parts.append(flat.sum(1) if weights is None else torch.mm(flat, weights.t()).view(-1))
+        flags: list[torch.Tensor] = []
+        for (_, x, fan, kind), alone in zip(syns, plan.alone, strict=True):
+            if not alone:
+                continue
+            if kind:
+                nz = x
             else:  # NeuroBench's test: every value in {-1, 0, 1}
                 a = x.detach().abs()
                 nz = a.sign()
                 flags.append(torch.dist(a, nz, 1))
-                flag = len(flags) - 1
-            flat = nz.reshape(-1, fan.numel())  # [B * C, positions]
+            flat = nz.reshape(-1, fan.numel())
             if flat.dtype != fan.dtype:
                 flat = flat.to(fan.dtype)
-            partial = torch.mv(flat, fan)  # [B * C]: a step's count is channels @ these
-            if fan.dtype == torch.float64:
-                syn_at.append((syn, b, -1 - n64, flag))
-                ops64.append(partial)
-                n64 += partial.numel()
-            else:
-                syn_at.append((syn, b, at, flag))
-                parts.append(partial)
-                at += partial.numel()
-        flag_at = at
-        parts.extend(f.to(torch.float32).reshape(1) for f in flags)
-        at += len(flags)
+            parts.append(torch.mv(flat, fan))
+        wide = plan.wide
+        if flags:
+            parts.append(torch.stack(flags).to(torch.float64 if wide else torch.float32))
+        vplan = None
+        rest_len = 0
+        if maps:
+            vplan = self._vm_plan(vm_layers, maps)
+            counts, *rest = vplan.reduce(maps)
+            wide = wide or max(vplan.sizes) >= _EXACT32
+            parts.append(counts.to(torch.float64 if wide else torch.float32))
+            parts.extend(rest)
+            rest_len = sum(r.numel() for r in rest)
+        if wide:
+            parts = [p.to(torch.float64) for p in parts]
         host = torch.cat(parts).cpu().numpy().astype(np.float64) if parts else np.zeros(0)
-        host64 = np.zeros(0)
-        if ops64 or wide:
-            host64 = torch.cat([*wide, *ops64]).cpu().numpy()
-        self._n64 = n64
-        out = self._unpack(step_in_window, batch, host, host64, ch_at, syn_at, flag_at)
-        if plan is not None:
-            n = plan.minlength
-            counts_host = host[counts_at : counts_at + n] if counts_at >= 0 else host64[:n]
-            _vm_stats(out, vm_layers, *plan.unpack(counts_host, host[rest_at : rest_at + rest_len]))
+        out = self._unpack(step_in_window, plan, host)
+        if vplan is not None:
+            at, n = plan.size, vplan.minlength
+            counts_host = host[at : at + n]
+            _vm_stats(out, vm_layers, *vplan.unpack(counts_host, host[at + n : at + n + rest_len]))
         return out
 
     def _vm_plan(self, layers: list[tuple[str, SpikingNeuron]], maps: list[torch.Tensor]) -> VmPlan:
@@ -402,120 +390,160 @@ class Analyzer:
             maps[0].device,
             maps[0].dtype,
         )
-        if self._plan_key != key:
-            self._plan = VmPlan(
+        if self._vplan_key != key:
+            self._vplan = VmPlan(
                 [m.numel() for m in maps],
                 [lay.threshold for _, lay in layers],
                 [lay.effective_threshold for _, lay in layers],
                 maps[0],
             )
-            self._plan_key = key
-        assert self._plan is not None
-        return self._plan
+            self._vplan_key = key
+        assert self._vplan is not None
+        return self._vplan
 
-    def _synops(
-        self, syn_at: list[tuple[_Synapse, int, int, int]], host: np.ndarray, host64: np.ndarray
-    ) -> list[float]:
-        """Each synaptic layer's count: its partial counts (per channel) times its channel
-        weights, summed; one multiply and one reduceat when they lie side by side (batch 1,
-        float32), else layer by layer."""
-        first = syn_at[0][2]
-        key = tuple((id(syn), b, slot) for syn, b, slot, _ in syn_at)
-        if self._syn_key != key:
-            sizes = [syn.channels.size * b for syn, b, _, _ in syn_at]  # type: ignore[union-attr]
-            together = first >= 0 and all(
-                b == 1 and slot == first + sum(sizes[:k])
-                for k, (_, b, slot, _) in enumerate(syn_at)
-            )
-            weights = np.concatenate([syn.channels for syn, _, _, _ in syn_at])  # type: ignore[misc]
-            starts = np.cumsum([0, *sizes[:-1]]).astype(np.intp)
-            self._syn_key, self._syn_plan = key, (together, weights, starts, sum(sizes))
-        together, weights, starts, total = self._syn_plan
-        if together:
-            return np.add.reduceat(host[first : first + total] * weights, starts).tolist()
-        out = []
-        for syn, b, slot, _ in syn_at:
-            assert syn.channels is not None
-            n = syn.channels.size * b
-            if slot < 0:
-                start = host64.size - self._n64 - 1 - slot
-                partial = host64[start : start + n]
-            else:
-                partial = host[slot : slot + n]
-            out.append(float(partial.reshape(b, -1).sum(0) @ syn.channels))
-        return out
-
-    def _channel_layout(self, ch_at: list[tuple[str, int, int, bool]], batch: int) -> _Channels:
-        key = (tuple(ch_at), batch)
-        if self._ch is None or self._ch.key != key:
-            self._ch = _Channels(key, ch_at, self._numel, batch)
-            self._acc_all = None
-        return self._ch
-
-    def _unpack(
-        self,
-        step_in_window: int,
-        batch: int,
-        host: np.ndarray,
-        host64: np.ndarray,
-        ch_at: list[tuple[str, int, int, bool]],
-        syn_at: list[tuple[_Synapse, int, int, int]],
-        flag_at: int,
-    ) -> StepAnalysis:
+    def _unpack(self, step_in_window: int, plan: _Plan, host: np.ndarray) -> StepAnalysis:
         out = StepAnalysis()
-        if ch_at:
-            ch = self._channel_layout(ch_at, batch)
-            sums = host[: ch.size]
+        if plan.entries:
+            sums = host[plan.ch_idx].sum(0) if plan.batch > 1 else host[plan.ch_idx[0]]
             if step_in_window <= 1 or step_in_window <= self._acc_steps or self._acc_all is None:
                 self._acc_all = None
             acc = sums if self._acc_all is None else self._acc_all + sums
             self._acc_all = acc
             self._acc_steps = step_in_window
-            rates = (sums / ch.plane).astype(np.float32)
-            window = acc / (ch.plane * max(step_in_window, 1))
+            rates = (sums / plan.plane).astype(np.float32)
+            window = acc / (plan.plane * max(step_in_window, 1))
             # one reduceat segment per layer (1-D layers' totals included), then the conv ones
-            silent = np.add.reduceat(acc == 0, ch.starts)[ch.pick].tolist()
-            saturated = np.add.reduceat(window >= SATURATED_RATE, ch.starts)[ch.pick].tolist()
+            silent = np.add.reduceat(acc == 0, plan.starts)[plan.pick].tolist()
+            saturated = np.add.reduceat(window >= SATURATED_RATE, plan.starts)[plan.pick].tolist()
             window = window.astype(np.float32)
-            for k, (name, i, n) in enumerate(ch.layers):
+            for k, (name, i, n) in enumerate(plan.channels):
                 out.channels[name] = ChannelStats(
                     rates[i : i + n], window[i : i + n], silent[k], saturated[k]
                 )
-            out.sparsity = (ch.neurons - float(sums.sum())) / ch.neurons if ch.neurons else math.nan
-        if syn_at:
-            for (syn, b, _, flag), ops in zip(
-                syn_at, self._synops(syn_at, host, host64), strict=True
-            ):
-                spiking = flag < 0 or host[flag_at + flag] == 0.0  # a NaN distance is not 0
-                out.synops[syn.name] = SynapticLayer(ops, "AC" if spiking else "MAC", syn.dense * b)
+            out.sparsity = (
+                (plan.neurons - float(sums.sum())) / plan.neurons if plan.neurons else math.nan
+            )
+        if plan.synapses:
+            ops = np.add.reduceat(host[plan.syn_idx] * plan.syn_w, plan.syn_starts).tolist()
+            for (name, dense, flag), n in zip(plan.synapses, ops, strict=True):
+                spiking = flag < 0 or host[flag] == 0.0  # a NaN distance is not 0
+                out.synops[name] = SynapticLayer(n, "AC" if spiking else "MAC", dense)
         return out
 
 
-class _Channels:
-    """Where each layer's spike sums lie in the host copy (per channel for [C, H, W] maps,
-    one total otherwise) and the neurons behind each entry."""
+class _Plan:
+    """One step layout's device work and where its figures lie in the host copy.
+
+    Each recorded spike map is one block: its rows (a channel per row for a conv layer's
+    ``[B, C, H, W]`` map, else a sample per row) times ``[ones, m_1, ...]``: the row sums
+    and the position part ``m`` (:func:`factorise`) of every synaptic layer whose input is
+    that very map (checked by identity and storage), in one matrix product. Other synaptic
+    layers' partial counts follow (one matrix-vector product each), then the binary tests'
+    distances. The host gathers channel sums and partial counts with precomputed indices.
+    """
 
     def __init__(
         self,
         key: tuple[Any, ...],
-        ch_at: list[tuple[str, int, int, bool]],
+        recs: list[tuple[str, torch.Tensor]],
+        syns: list[tuple[_Synapse, torch.Tensor, torch.Tensor, int]],
+        src: Mapping[int, tuple[str, torch.Tensor | None]],
+        conv: set[str],
         numel: Mapping[str, int],
-        batch: int,
     ) -> None:
         self.key = key
-        self.size = sum(n for _, _, n, _ in ch_at)
-        plane = np.ones(self.size)
-        self.layers: list[tuple[str, int, int]] = []  # per-channel layers: name, start, C
-        self.pick: list[int] = []  # their segments among all the layers'
-        for k, (name, i, n, per_channel) in enumerate(ch_at):
-            plane[i : i + n] = numel[name] // n * batch
+        batch = recs[0][1].shape[0] if recs else 1
+        self.batch = batch
+        layout: dict[str, tuple[int, int, bool]] = {}  # name -> rows, row length, per channel
+        for name, sp in recs:
+            per_channel = name in conv and sp.dim() == 4
+            rows = sp.shape[0] * sp.shape[1] if per_channel else sp.shape[0]
+            layout[name] = (rows, sp.numel() // max(rows, 1), per_channel)
+        # which synapses join their source's block, and at which column
+        columns: dict[str, list[int]] = {name: [] for name, _ in recs}
+        self.alone: list[bool] = []
+        self.wide = False
+        for k, (syn, x, fan, kind) in enumerate(syns):
+            joined = False
+            if kind == 2:
+                name, sp = src[id(x)]
+                assert sp is not None and syn.channels is not None
+                rows, length, _ = layout[name]
+                joined = (
+                    fan.numel() == length
+                    and rows == syn.channels.size * x.shape[0]
+                    and (sp.dtype == torch.float64 or (sp.dtype == fan.dtype == torch.float32))
+                )
+                if joined:
+                    columns[name].append(k)
+            self.alone.append(not joined)
+            self.wide = self.wide or (not joined and fan.dtype == torch.float64)
+        self.wide = self.wide or any(sp.dtype == torch.float64 for _, sp in recs)
+        at = 0
+        self.blocks: list[tuple[int, torch.Tensor | None]] = []
+        where: dict[int, tuple[int, int, int]] = {}  # synapse -> first entry, stride, count
+        ch_idx: list[np.ndarray] = []  # per entry, its positions per sample
+        self.channels: list[tuple[str, int, int]] = []  # per-channel layers: name, start, C
+        self.pick: list[int] = []
+        plane: list[np.ndarray] = []
+        starts: list[int] = []
+        entries = 0
+        self.neurons = 0.0
+        for k, (name, sp) in enumerate(recs):
+            rows, length, per_channel = layout[name]
+            cols = columns[name]
+            weights = None
+            if cols:
+                weights = torch.stack(
+                    [torch.ones_like(syns[cols[0]][2]), *(syns[j][2] for j in cols)]
+                ).to(sp.dtype)
+            self.blocks.append((rows, weights))
+            width = 1 + len(cols)
+            for c, j in enumerate(cols, start=1):
+                where[j] = (at + c, width, rows)
+            n = rows // batch  # entries of this layer
+            pos = at + np.arange(rows).reshape(batch, n) * width
+            ch_idx.append(pos)
+            starts.append(entries)
+            plane.append(np.full(n, numel[name] // n * batch, dtype=np.float64))
             if per_channel:
-                self.layers.append((name, i, n))
+                self.channels.append((name, entries, n))
                 self.pick.append(k)
-        self.plane = plane
+            entries += n
+            self.neurons += float(numel[name] * batch)
+            at += rows * width
+        for j, ((_, x, fan, _), alone) in enumerate(zip(syns, self.alone, strict=True)):
+            if alone:
+                n = x.numel() // fan.numel()
+                where[j] = (at, 1, n)
+                at += n
+        flag_at = at
+        self.synapses: list[tuple[str, float, int]] = []  # name, dense, its flag's position
+        idx: list[np.ndarray] = []
+        w: list[np.ndarray] = []
+        syn_starts: list[int] = []
+        for j, (syn, x, _, kind) in enumerate(syns):
+            assert syn.channels is not None
+            first, stride, n = where[j]
+            syn_starts.append(sum(a.size for a in idx))
+            idx.append(first + stride * np.arange(n))
+            w.append(np.tile(syn.channels, n // syn.channels.size))
+            flag = -1
+            if kind == 0:
+                flag, at = at, at + 1
+            self.synapses.append((syn.name, syn.dense * x.shape[0], flag))
+        assert at == flag_at + sum(1 for _, _, _, kind in syns if kind == 0)
+        #: the entries before the Vm statistics
+        self.size = at
+        self.entries = entries
+        self.ch_idx = np.concatenate(ch_idx, axis=1) if ch_idx else np.zeros((1, 0), np.intp)
+        self.plane = np.concatenate(plane) if plane else np.zeros(0)
         #: every layer's first entry: one reduceat segment per layer
-        self.starts = np.array([i for _, i, _, _ in ch_at], dtype=np.intp)
-        self.neurons = float(sum(numel[name] * batch for name, _, _, _ in ch_at))
+        self.starts = np.array(starts, dtype=np.intp)
+        self.ch_key = (tuple((name, layout[name]) for name, _ in recs), batch)
+        self.syn_idx = np.concatenate(idx) if idx else np.zeros(0, np.intp)
+        self.syn_w = np.concatenate(w) if w else np.zeros(0)
+        self.syn_starts = np.array(syn_starts, dtype=np.intp)
 
 
 def _vm_stats(
