@@ -6,12 +6,13 @@ torch thread, batch 1.
 
 Rows: ``off`` (``model.step`` with the raster taps' probe on every layer: spikes and rate,
 as the pipeline runs it), ``on`` (the same plus ``Analyzer.install`` and ``collect`` after
-each step), ``on, vm_every=N`` (the Vm histograms every N-th step only) and ``off again``
-(after ``Analyzer.remove``: must equal ``off``). Each step is timed alone (median over
-``--steps`` steps after a warm-up); the configurations alternate in blocks of 50 steps so a
-shared machine's drift hits all of them. Wall time and the thread's CPU time
-(``time.thread_time``: what a loaded machine's waiting does not inflate) are both medians;
-``extra`` is the difference from ``off``.
+each step), ``on, vm_every=N`` (the Vm histograms every N-th step only),
+``on, vm_layers=L`` (the Vm statistics of layer ``L`` only: what a view showing one
+layer's histogram needs) and ``off again`` (after ``Analyzer.remove``: must equal
+``off``). Each step is timed alone (median over ``--steps`` steps after a warm-up); the
+configurations alternate in blocks of 50 steps so a shared machine's drift hits all of them.
+Wall time and the thread's CPU time (``time.thread_time``: what a loaded machine's waiting
+does not inflate) are both medians; ``extra`` is the difference from ``off``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--vm-every", type=int, default=8)
+    ap.add_argument("--vm-layer", default="lif1", help="the vm_layers row's layer")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model = load_checkpoint(ROOT / "models" / "resnet_small_synth.safetensors").model.eval()
@@ -55,10 +57,12 @@ def main() -> None:
         }
     every = Analyzer(model, shapes, torch.device("cpu"))
     sparse = Analyzer(model, shapes, torch.device("cpu"), vm_every=args.vm_every)
+    one = Analyzer(model, shapes, torch.device("cpu"), vm_layers=[args.vm_layer])
     configs = {
         "off": None,
         "on": every,
         f"on, vm_every={args.vm_every}": sparse,
+        f"on, vm_layers={args.vm_layer}": one,
         "off again": None,
     }
     times: dict[str, list[float]] = {k: [] for k in configs}
@@ -66,7 +70,7 @@ def main() -> None:
     count = 0
     with torch.inference_mode():
         for _ in range(3):  # warm-up (fan-out maps, plans)
-            for an in (every, sparse):
+            for an in (every, sparse, one):
                 an.install()
                 for i in range(20):
                     model.step(frames[i])
@@ -96,12 +100,12 @@ def main() -> None:
         f"{args.steps} steps each"
     )
     print(
-        f"{'configuration':<22} {'wall ms/step':>13} {'extra':>8} {'CPU ms/step':>12} {'extra':>8}"
+        f"{'configuration':<24} {'wall ms/step':>13} {'extra':>8} {'CPU ms/step':>12} {'extra':>8}"
     )
     for name, m in med.items():
         c = med_cpu[name]
         print(
-            f"{name:<22} {m:>13.3f} {m - med['off']:>+8.3f} {c:>12.3f} {c - med_cpu['off']:>+8.3f}"
+            f"{name:<24} {m:>13.3f} {m - med['off']:>+8.3f} {c:>12.3f} {c - med_cpu['off']:>+8.3f}"
         )
 
 

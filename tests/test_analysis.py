@@ -301,6 +301,36 @@ def test_vm_every_skips_the_histograms_between():
     assert got == [True, False, True, False, True]
 
 
+def test_vm_layers_computes_the_chosen_layers_only_and_the_same_figures():
+    """``vm_layers``: Vm statistics for a chosen subset (changeable between steps), equal to
+    those of the same layers when all are computed; the other figures are unchanged."""
+    x = _frames(4, (2, 32, 32), rate=0.5, seed=7)
+    full, part = _model(), _model()
+    shapes = _shapes(full, x[0])
+    a_full = Analyzer(full, shapes, torch.device("cpu"))
+    a_part = Analyzer(part, shapes, torch.device("cpu"), vm_layers="layer2.0.lif1")
+    assert a_part.vm_layers == {"layer2.0.lif1"}
+    a_full.install()
+    a_part.install()
+    chosen = [{"layer2.0.lif1"}, {"lif1", "lif_hidden"}, {"lif1", "lif_hidden"}, set()]
+    with torch.inference_mode():
+        for t, (x_t, pick) in enumerate(zip(x, chosen, strict=True), start=1):
+            a_part.vm_layers = frozenset(pick)
+            full.step(x_t)
+            part.step(x_t)
+            got, ref = a_part.collect(t), a_full.collect(t)
+            assert set(got.vm) == pick
+            for name in pick:
+                g, r = got.vm[name], ref.vm[name]
+                np.testing.assert_array_equal(g.counts, r.counts)
+                assert (g.neurons, g.near, g.min, g.max) == (r.neurons, r.near, r.min, r.max)
+                assert g.mean == pytest.approx(r.mean, abs=1e-6)
+                assert g.std == pytest.approx(r.std, abs=1e-5)
+            assert got.synops == ref.synops and got.sparsity == ref.sparsity
+            for name, ch in ref.channels.items():
+                np.testing.assert_array_equal(got.channels[name].window_rates, ch.window_rates)
+
+
 def test_vm_plan_bins_and_near_bands_for_any_threshold_sign_and_scale():
     """The batched binning against numpy for positive, negative and scaled thresholds (the
     near band read from two bins at scale 1, computed otherwise), with NaN and infinities
