@@ -293,3 +293,19 @@ def test_unknown_generator_version_is_a_config_error() -> None:
             gesture_events(0, 0, 0.1, generator=bad)
         with pytest.raises(ConfigError, match="generator must be one of 1, 2"):
             synth_recording(0, generator=bad)
+
+
+def test_version_2_feeds_the_training_data_under_its_own_cache_key() -> None:
+    """`dvsapp train`'s synthetic dataset takes version 2 as its generator (a module-level
+    function, so a worker pool can pickle it), cached apart from version 1's clips."""
+    from dvsapp.binning import BinningConfig
+    from dvsapp.synth import v2
+    from dvsapp.train.datasets import SynthGestures
+
+    b = BinningConfig((128, 128), time_window_us=100_000, input_size=(16, 16))
+    kw = {"clip_s": 0.4, "cache_dir": False, "workers": 0}
+    ds = SynthGestures("val", 1, b, 4, generator=v2.gesture_events, **kw)
+    assert len(ds) == 11
+    frames, label = ds[3]
+    assert label == 3 and tuple(frames.shape) == (4, 2, 16, 16) and float(frames.sum()) > 0
+    assert ds.cache_key() != SynthGestures("val", 1, b, 4, **kw).cache_key()
