@@ -309,3 +309,15 @@ def test_version_2_feeds_the_training_data_under_its_own_cache_key() -> None:
     frames, label = ds[3]
     assert label == 3 and tuple(frames.shape) == (4, 2, 16, 16) and float(frames.sum()) > 0
     assert ds.cache_key() != SynthGestures("val", 1, b, 4, **kw).cache_key()
+
+
+def test_cli_writes_a_version_2_recording(tmp_path) -> None:
+    from dvsapp.cli import main as dvsapp_main
+    from dvsapp.events.detect import open_reader
+
+    out = tmp_path / "v2"
+    argv = ["synth", str(out), "--seed", "3", "--generator", "2", "--classes", "0,9"]
+    argv += ["--gesture-s", "0.2", "--gap-s", "0.05", "--format", "aedat31"]
+    assert dvsapp_main(argv) == 0
+    events, _ = synth_recording(3, classes=[0, 9], gesture_s=0.2, gap_s=0.05, generator=2)
+    np.testing.assert_array_equal(open_reader(out / "synth_seed0003.aedat").read_all(), events)
