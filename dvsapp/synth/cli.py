@@ -63,13 +63,13 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="judge synthetic clips with the network trained on real DVS128 Gesture",
     )
-    c.add_argument("--n-per-class", type=int, default=10, metavar="N", help="clips (10)")
+    c.add_argument("--n-per-class", type=int, default=10, metavar="N", help="clips per class (10)")
     c.add_argument(
         "--critic-seed",
         type=int,
         default=1_000_000,
         metavar="S",
-        help="clip k of every class has seed S+k (1000000: held out from training)",
+        help="clip k of every class has seed S+k (1000000: above the training seeds)",
     )
     c.add_argument("--clip-s", type=float, default=None, metavar="SEC", help="clip length (6)")
     c.add_argument(

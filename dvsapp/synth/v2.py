@@ -294,7 +294,7 @@ def draw_motion(
         "swing": float(rng.uniform(np.radians(25), np.radians(45))),
         "elbow": float(rng.uniform(0.0, 0.5)),  # elbow bend in arm circles (rad)
         "dir": float(rng.choice([-1.0, 1.0])),
-        "swap": float(rng.random() < 0.2),
+        "swap": float(rng.random() < 0.1),  # air guitar played left-handed (about 1 in 10)
         "slide_ratio": float(rng.uniform(2.0, 4.0)),
         "height": float(rng.uniform(-1.0, 1.0)),
         "flat": float(rng.uniform(0.25, 0.6)),  # arm roll: ellipse width / height
