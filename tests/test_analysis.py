@@ -331,22 +331,33 @@ def test_vm_layers_computes_the_chosen_layers_only_and_the_same_figures():
                 np.testing.assert_array_equal(got.channels[name].window_rates, ch.window_rates)
 
 
-def test_vm_plan_bins_and_near_bands_for_any_threshold_sign_and_scale():
+@pytest.mark.parametrize("sizes", [(3000,) * 4, (3000, 1001, 2048, 7)])
+def test_vm_plan_bins_and_near_bands_for_any_threshold_sign_and_scale(sizes):
     """The batched binning against numpy for positive, negative and scaled thresholds (the
     near band read from two bins at scale 1, computed otherwise), with NaN and infinities
-    in the under- and overflow bins."""
+    in the under- and overflow bins; moments from rows covering every layer, and from
+    layers taken alone."""
     from dvsapp.snn.analysis.vm import VmPlan
 
     g = torch.Generator().manual_seed(6)
     thresholds, now = [0.2, -0.5, 1.0, 0.3], [0.2, -0.5, 1.5, 0.3]
-    maps = [torch.randn(1, 3000, generator=g) * abs(t) * 1.5 + t for t in thresholds]
+    maps = [
+        torch.randn(1, s, generator=g) * abs(t) * 1.5 + t
+        for s, t in zip(sizes, thresholds, strict=True)
+    ]
     maps[3][0, :3] = torch.tensor([math.nan, math.inf, -math.inf])
     plan = VmPlan([m.numel() for m in maps], thresholds, now, maps[0])
     parts = plan.reduce(maps)
     rest = torch.cat([p.double().reshape(-1) for p in parts[1:]]).numpy()
-    counts2, near, *_ = plan.unpack(parts[0].numpy(), rest)
+    assert plan.lead == (4 if sizes[1] == 3000 else 0)
+    counts2, near, sums, squares, lows, highs = plan.unpack(parts[0].numpy(), rest)
     for i, (m, thr, live) in enumerate(zip(maps, thresholds, now, strict=True)):
         vm = m.double().numpy().reshape(-1)
+        finite = vm[np.isfinite(vm)]
+        if finite.size == vm.size:
+            assert sums[i] == pytest.approx(vm.sum(), rel=1e-5)
+            assert squares[i] == pytest.approx((vm * vm).sum(), rel=1e-5)
+            assert (lows[i], highs[i]) == (vm.min(), vm.max())
         edges = vm_edges(thr)
         finite = np.nan_to_num(vm, nan=-np.inf)  # NaN counts as underflow
         ref, _ = np.histogram(finite, bins=np.concatenate(([-np.inf], edges, [np.inf])))

@@ -422,7 +422,7 @@ class Analyzer:
         assert plan.numpy is not None
         blocks, alone = plan.numpy
         for (_, sp), (weights, view) in zip(recs, blocks, strict=True):
-            flat = sp.detach().numpy().reshape(view.shape[0], -1)
+            flat = sp.numpy().reshape(view.shape[0], -1)  # a record's tensors are detached
             if weights is None:
                 np.sum(flat, axis=1, out=view)
             else:

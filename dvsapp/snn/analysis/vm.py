@@ -38,7 +38,7 @@ from dvsapp.snn.analysis.records import NEAR_FRACTION, VM_BINS, VM_HIGH, VM_LOW
 NBINS = VM_BINS + 2
 #: The bin index (underflow = 0) of v = 0 (31 for -3..3 in 60 bins).
 OFFSET = 1.0 - VM_BINS * VM_LOW / (VM_HIGH - VM_LOW)
-#: Rows of at most this many neurons for the sums; layers too small or odd go alone.
+#: Rows of at most this many neurons for the moments; layers too small or odd go alone.
 MAX_CHUNK = 1024
 MIN_CHUNK = 64
 #: Neighbouring neurons count into this many separate copies of the bins (added up after):
@@ -87,20 +87,30 @@ class VmPlan:
                 self.runs.append((starts[i], ends[i], *key))
         self.offset = torch.tensor(OFFSET, dtype=like.dtype, device=like.device)
         self.minlength = 2 * NBINS * n
-        # two work buffers, reused every step: the maps (then the near flags, then the bin
-        # indices as int32) and the bins
+        # work buffers, reused every step: the maps (then the near flags), the bins (the
+        # same buffer when no near band is computed) and the bin indices (int16 or int32)
         total = sum(sizes)
         self._v = torch.empty(total, dtype=torch.float32, device=like.device)
-        self._t = torch.empty_like(self._v)
+        # with no near band to compute the bins are made in place (a smaller working set:
+        # on a CPU the pass is bound by the cache, not the arithmetic)
+        self._t = self._v if all(r[4] is None for r in self.runs) else torch.empty_like(self._v)
         #: each neuron's offset in the striped counts (int32): its layer's, plus the
         #: minlength times its index modulo STRIPES
         base = torch.repeat_interleave(
             torch.arange(n, dtype=torch.int32) * (2 * NBINS), torch.tensor(sizes)
         )
         stripe = torch.arange(total, dtype=torch.int32) % STRIPES * self.minlength
-        self._base = (base + stripe).to(like.device)
-        big = [s for s in sizes if s >= MAX_CHUNK]
-        chunk = min(MAX_CHUNK, math.gcd(*big)) if big else 0
+        small = STRIPES * self.minlength <= torch.iinfo(torch.int16).max
+        kind = torch.int16 if small else torch.int32
+        self._base = (base + stripe).to(like.device, kind)
+        self._index = torch.empty(total, dtype=kind, device=like.device)
+        # rows as long as possible that cover every layer (a layer alone costs four kernels
+        # more: on a CPU right after a model step ~10 us each), else rows for the big ones
+        common = math.gcd(*sizes)
+        chunk = next(c for c in range(min(common, MAX_CHUNK), 0, -1) if common % c == 0)
+        if chunk < MIN_CHUNK:
+            big = [s for s in sizes if s >= MAX_CHUNK]
+            chunk = min(MAX_CHUNK, math.gcd(*big)) if big else 0
         # the leading layers whose sizes the chunk divides are summed by rows
         lead = 0
         if chunk >= MIN_CHUNK:
@@ -134,7 +144,7 @@ class VmPlan:
         for a, b, _, now, near in self.runs:  # v becomes the near flags (0/1)
             if near is not None:
                 t[a:b].add_(v[a:b].sub_(now).abs_().le_(near), alpha=NBINS)
-        index = v.view(torch.int32).copy_(t).add_(self._base)
+        index = self._index.copy_(t).add_(self._base)
         counts = torch.bincount(index, minlength=STRIPES * self.minlength)
         out.insert(0, counts.view(STRIPES, self.minlength).sum(0))
         if scalars:
