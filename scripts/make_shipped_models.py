@@ -32,12 +32,17 @@ RECORDINGS = ROOT / "recordings"
 DVSAPP = [sys.executable, "-m", "dvsapp"]
 
 HELDOUT_SEEDS = [9_000_000, 9_000_001, 9_000_002, 9_000_003]
-HELDOUT = {"gesture_s": 2.0, "gap_s": 0.3}
+#: The synthetic generator the shipped models train and are certified on (`dvsapp synth
+#: --generator`); the cards record it. 2 is the version tuned against the real-data critic
+#: (issue 15); the shipped checkpoints are still version 1's.
+SYNTH_GENERATOR = 1
+HELDOUT = {"gesture_s": 2.0, "gap_s": 0.3, "generator": SYNTH_GENERATOR}
 #: The confidence exit the cards report (as `dvsapp run --exit-threshold 0.9`).
 EXIT = ["--exit-threshold", "0.9", "--exit-consecutive", "3"]
 
 COMMON = ["--data", "synth", "--time-steps", "10", "--bin-ms", "50"]
 COMMON += ["--batch-size", "16", "--workers", "0", "--seed", "0"]
+COMMON += ["--synth-generator", str(SYNTH_GENERATOR)]
 SHIPPED: dict[str, dict[str, Any]] = {
     "vgg_small_synth": {
         "args": ["--arch", "vgg_small", "--input-size", "32x32", "--n-per-class", "300",

@@ -44,6 +44,7 @@ def heldout(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
         for seed in h["seeds"]:
             if seed not in out:
                 kw = {"gesture_s": h["gesture_s"], "gap_s": h["gap_s"], "formats": ("aedat31",)}
+                kw["generator"] = h.get("generator", 1)  # cards before generator 2 say none
                 out[seed] = write_recording(folder, f"synth_seed{seed}", seed, **kw)[0]
     return out
 

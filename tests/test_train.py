@@ -472,3 +472,27 @@ def test_init_copies_matching_tensors_from_the_shipped_models():
     assert gamma in init_from_checkpoint(long, vgg)  # no tables for steps 11-12: fresh
     with pytest.raises(ConfigError, match="needs a vgg_small checkpoint"):
         init_from_checkpoint(short, resnet)
+
+
+def test_synth_generator_2_is_chosen_and_named(tmp_path):
+    """``dvsapp train --synth-generator 2`` trains on the second generator's clips (its own
+    cache key) and its checkpoints say so; the default stays the first."""
+    from dvsapp.cli import build_parser
+    from dvsapp.synth import v2
+    from dvsapp.train.datasets import parse_data_spec
+    from dvsapp.train.loop import TrainConfig, synth_generator, trained_on_text
+
+    args = build_parser().parse_args(["train", "--synth-generator", "2"])
+    assert args.synth_generator == 2
+    two, one = TrainConfig(synth_generator=2), TrainConfig()
+    assert synth_generator(two) is v2.gesture_events
+    assert synth_generator(one) is None  # the datasets' default: version 1
+    injected = object()
+    assert synth_generator(two, injected) is injected  # a test's fake wins
+    assert trained_on_text(parse_data_spec("synth"), two) == "synth (generator 2)"
+    assert trained_on_text(parse_data_spec("synth"), one) == "synth"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--synth-generator", "3"])
+    from dvsapp.pipeline.advice import SYNTHETIC, training_data
+
+    assert training_data("synth (generator 2)") == SYNTHETIC

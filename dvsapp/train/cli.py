@@ -46,6 +46,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         out=args.out,
         n_per_class=args.n_per_class,
         clip_s=args.clip_s,
+        synth_generator=args.synth_generator,
         cache_dir=args.cache_dir,
         iir=args.iir,
         iir_step=args.iir_step,
@@ -106,6 +107,13 @@ def add_parsers(subparsers: Any) -> None:
     tr.add_argument("--data", default="synth", metavar="SPEC", help=DATA_HELP)
     tr.add_argument("--n-per-class", type=int, default=100, help="synth: clips per class")
     tr.add_argument("--clip-s", type=float, default=2.0, help="synth: clip length (s)")
+    tr.add_argument(
+        "--synth-generator",
+        type=int,
+        default=1,
+        choices=(1, 2),
+        help="synth: the generator version (dvsapp synth --generator; default 1)",
+    )
     tr.add_argument("--cache-dir", default=None, help="synth cache (~/.cache/dvsapp/synth)")
     tr.add_argument("--time-steps", type=int, default=None, metavar="T", help="default: arch's")
     tr.add_argument("--bin-ms", type=float, default=50.0, help="bin length (default 50 ms)")

@@ -80,6 +80,8 @@ class TrainConfig:
     n_per_class: int = 100
     val_per_class: int | None = None
     clip_s: float = 2.0
+    #: ``--data synth``: the generator version (``dvsapp synth --generator``; 1 the first).
+    synth_generator: int = 1
     cache_dir: str | None = None
     gen_workers: int | None = None  # synth generation processes (None: one per core)
     iir: int | None = None
@@ -287,6 +289,15 @@ class Stage:
     optim_state: Path | None = None  # resume from this training state
 
 
+def trained_on_text(spec: DataSpec, cfg: TrainConfig) -> str:
+    """What a checkpoint says it was trained on: the ``--data`` spec, and for generated
+    synthetic clips the generator version when it is not the first."""
+    text = spec.text
+    if spec.kind == "synth" and spec.root is None and cfg.synth_generator != 1:
+        text += f" (generator {cfg.synth_generator})"
+    return text
+
+
 def _save(path: Path, model: SpikingModel, stage: Stage, cfg: TrainConfig, **meta: Any) -> None:
     from dvsapp.snn.checkpoint import save_checkpoint
 
@@ -296,7 +307,7 @@ def _save(path: Path, model: SpikingModel, stage: Stage, cfg: TrainConfig, **met
         class_names=list(stage.spec.class_names),
         binning=stage.binning,
         sensor_size=(*stage.binning.sensor_size, 2),
-        trained_on=meta.pop("trained_on", stage.spec.text),
+        trained_on=meta.pop("trained_on", trained_on_text(stage.spec, cfg)),
         metrics=meta.pop("metrics", {}),
         extra={"train": cfg.to_dict(), "seed": cfg.seed, **meta},
     )
@@ -436,6 +447,20 @@ def say(line: str, file: TextIO | None = None) -> None:
 
 
 # -- entry points ---------------------------------------------------------------------------
+def synth_generator(cfg: TrainConfig, generator: Any = None) -> Any:
+    """The synthetic clip generator: the one a caller injects, else ``cfg.synth_generator``'s
+    version (None: the datasets' default, version 1). Each version has its own cache key."""
+    if generator is not None or cfg.synth_generator == 1:
+        return generator
+    from dvsapp.synth.generate import check_generator
+
+    if check_generator(cfg.synth_generator) == 2:
+        from dvsapp.synth import v2
+
+        return v2.gesture_events
+    raise ConfigError(f"no synthetic generator version {cfg.synth_generator}")
+
+
 def _datasets(cfg: TrainConfig, spec: DataSpec, binning: BinningConfig, T: int, info: DistInfo,
               generator: Any) -> tuple[WindowDataset, WindowDataset]:  # fmt: skip
     """Rank 0 builds (and caches) first; the others follow and read the cache."""
@@ -491,6 +516,7 @@ def train(cfg: TrainConfig, *, resume: str | Path | None = None, generator: Any 
         start_epoch, best = int(state["epoch"]) + 1, float(state["best_accuracy"])
         best_epoch, history = int(state["best_epoch"]), list(state["history"])
     _check(cfg)
+    generator = synth_generator(cfg, generator)
     info = env_world()
     device = device_for(cfg.device, info)
     info = init_distributed(device)
