@@ -192,6 +192,32 @@ def test_synaptic_operations_and_sparsity_of_our_resnet_equal_neurobench_per_lay
     assert np.mean(sparsity) == pytest.approx(ref, abs=1e-9)
 
 
+def test_the_inputs_binary_test_and_count_equal_neurobench_for_any_values():
+    """The stem's input: {-1, 0, 1} (AC), halves and event counts (MAC, counted as non-zero
+    inputs), against NeuroBench's ``single_layer_MACs``."""
+    pytest.importorskip("neurobench")
+    pytest.importorskip("snntorch")
+    from neurobench.metrics.utils.layers import single_layer_MACs
+
+    model = _model()
+    x = _frames(4, (2, 32, 32), rate=0.8, seed=8)  # event counts, up to a few
+    x[1] = torch.sign(x[1]) * torch.where(torch.rand(x[1].shape) < 0.5, -1.0, 1.0)
+    x[2] = (x[2] > 1).float() * 0.5
+    x[3] = x[3].clamp(max=1.0)
+    an = Analyzer(model, _shapes(model, x[0]), torch.device("cpu"))
+    an.install()
+    conv = model.conv1.conv
+    kinds = []
+    with torch.inference_mode():
+        for t, x_t in enumerate(x, start=1):
+            model.step(x_t)
+            got = an.collect(t).synops["conv1"]
+            ops, spiking = single_layer_MACs(x_t.clone(), conv)
+            assert (got.ops, got.kind) == (ops, "AC" if spiking else "MAC")
+            kinds.append(got.kind)
+    assert kinds == ["MAC", "AC", "MAC", "AC"]
+
+
 def _their_gesture_net(shared_models_dir: Path) -> torch.nn.Module:
     folder = shared_models_dir / "snntorch_dvs_gesture"
     spec = importlib.util.spec_from_file_location("neurobench_snn", folder / "snn.py")

@@ -423,19 +423,20 @@ class Analyzer:
         blocks, alone = plan.numpy
         for (_, sp), (weights, view) in zip(recs, blocks, strict=True):
             flat = sp.numpy().reshape(view.shape[0], -1)  # a record's tensors are detached
-            if weights is None:
-                np.sum(flat, axis=1, out=view)
-            else:
-                np.matmul(flat, weights, out=view)
+            np.matmul(flat, weights, out=view)
         host = plan.host
         assert host is not None
         for k, view, flag in alone:
             _, x, _, kind = syns[k]
             nz = x.detach().numpy()
             if not kind:  # NeuroBench's test: every value in {-1, 0, 1}
-                a = np.abs(nz)
-                nz = np.sign(a)
-                host[flag] = np.abs(a - nz).sum()  # NaN: not 0
+                if nz.min() < -1 or nz.max() > 1:  # (event counts): not, at once
+                    host[flag] = 1.0
+                    nz = nz != 0
+                else:  # NaN too (no comparison holds): its distance is NaN, not 0
+                    a = np.abs(nz)
+                    nz = np.sign(a)
+                    host[flag] = np.abs(a - nz).sum()
             if nz.dtype != np.float32:
                 nz = nz.astype(np.float32)
             np.matmul(nz.reshape(view.shape[0], -1), plan.fans[k], out=view)
@@ -617,9 +618,10 @@ class _Plan:
             host = np.zeros(self.size, dtype=np.float32)
             at = 0
             blocks: list[Any] = []
-            for rows, weights in self.blocks:
-                if weights is None:
-                    blocks.append((None, host[at : at + rows]))
+            for (name, _), (rows, weights) in zip(recs, self.blocks, strict=True):
+                if weights is None:  # a matrix-vector product beats numpy's sum here
+                    w1 = np.ones(layout[name][1], dtype=np.float32)
+                    blocks.append((w1, host[at : at + rows]))
                     at += rows
                 else:
                     width = weights.shape[0]
