@@ -196,8 +196,9 @@ class Analyzer:
         self.vm_every = max(1, int(vm_every))
         #: The spiking layers whose Vm statistics are computed (None: all); the others are
         #: absent from ``StepAnalysis.vm``. May be changed between steps (e.g. to the layer
-        #: a view shows): over all of resnet_small's 74K neurons the statistics cost about
-        #: 0.15 ms a step on a CPU, over one layer a fraction of it.
+        #: a view shows). On resnet_small (``benchmarks/bench_probes.py``, one CPU thread,
+        #: right after a model step) all 74K neurons' statistics cost ~0.45 ms a step and
+        #: one 16K-neuron layer's ~0.25 ms: mostly the kernels' fixed cost, not the neurons.
         if isinstance(vm_layers, str):
             vm_layers = (vm_layers,)
         self.vm_layers: frozenset[str] | None = None if vm_layers is None else frozenset(vm_layers)
