@@ -232,3 +232,54 @@ def _resolved(p: Path) -> Path:
         return Path(p).resolve()
     except OSError:
         return Path(p)
+
+
+class RecordingAdvice:
+    """The open replay's origin and how it differs from the model's training data, worked
+    out again only when the recording, the model or the known duration change (header
+    facts only; advice never stops the stream: a failure gives none)."""
+
+    def __init__(self) -> None:
+        self._origin_for: object = None
+        self._origin: RecordingOrigin | None = None
+        self._warned_for: tuple[Any, ...] = ()
+        self._warnings: tuple[tuple[str, ...], str] = ((), "")
+
+    def origin(self, rec: Any) -> RecordingOrigin | None:
+        """``rec`` (a :class:`~dvsapp.session.loading.Recording`)'s origin; None for none or a
+        live source."""
+        replay = None if rec is None else rec.replay
+        if replay is None:
+            return None
+        if self._origin_for is not rec:
+            self._origin_for = rec
+            try:
+                self._origin = origin_of_reader(replay.reader)
+            except Exception:
+                self._origin = None
+        return self._origin
+
+    def warnings(
+        self, rec: Any, model: Any, duration_us: int | None
+    ) -> tuple[tuple[str, ...], str]:
+        """The mismatch warnings (for a trained ``model``) and why the sensor size is a
+        guess ("" when it is not)."""
+        replay = None if rec is None else rec.replay
+        key = (id(rec), id(model), duration_us)
+        if key == self._warned_for:
+            return self._warnings
+        self._warned_for = key
+        self._warnings = ((), "")
+        if replay is None:
+            return self._warnings
+        try:
+            from dvsapp.advisories import checkpoint_facts, mismatch_warnings, recording_facts
+
+            facts = recording_facts(replay.reader, duration_us)
+            found: tuple[str, ...] = ()
+            if model is not None and model.trained:
+                found = tuple(mismatch_warnings(facts, checkpoint_facts(model.ckpt)))
+            self._warnings = (found, facts.sensor_guess)
+        except Exception:
+            pass
+        return self._warnings

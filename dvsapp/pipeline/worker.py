@@ -39,27 +39,25 @@ import torch
 
 from dvsapp.events.sources import EventSource, ReplaySource, SourceState
 from dvsapp.events.span import SpanScan
-from dvsapp.pipeline.advice import input_text, origin_of_reader
+from dvsapp.pipeline.advice import RecordingAdvice
+from dvsapp.pipeline.frames import model_info, step_frame
+from dvsapp.pipeline.lanes import binning_difference, lane_settings
 from dvsapp.pipeline.mailbox import Mailbox
 from dvsapp.pipeline.meter import Meter
 from dvsapp.pipeline.records import (
-    ModelInfo,
     PipelineSettings,
     PipelineStats,
-    RecordingOrigin,
     StepFrame,
 )
 from dvsapp.session.core import Lane, LaneStep, Session
 from dvsapp.session.labels import class_of, segment_at
 from dvsapp.session.loading import (
     DEFAULT_SENSOR,
-    LaneSettings,
     LoadedModel,
     Recording,
     bin_seconds,
     demo_input,
     load_model,
-    model_source,
     open_recording,
 )
 
@@ -146,11 +144,10 @@ class Worker:
         self._compare_as: tuple[Any, ...] = ()  # (checkpoint, import_options, device) of it
         self._compare_error = ""
         self._compare_note = ""
-        self._exporter: Any = None  # dvsapp.session.export.StepExporter while exporting
+        self._exporter: Any = None  # dvsapp.session.export.SessionExport while exporting
         self._export_error = ""
         self._export_path: Path | None = None
         self._export_rows = 0
-        self._export_models: list[str] = []
         self._errors: dict[str, str] = {}  # what failed ("recording", "model", ...) -> why
         self._notice = ""
         self._acc: np.ndarray | None = None  # accumulated event view (accumulate_events)
@@ -167,15 +164,12 @@ class Worker:
         self._last_wall = 0.0
         self._published = 0.0
         self._shown: tuple[str, str, int | None] = ("", "", None)
-        self._origin_for: Recording | None = None  # the recording _origin_cache is about
-        self._origin_cache: RecordingOrigin | None = None
+        self._advice = RecordingAdvice()  # the open replay's origin and mismatch warnings
         self._recording_failures = 0
         self._failed_recording: Path | None = None
         self._recording_error = ""
         self._failed_open: Path | None = None  # not tried again until an open is forced
         #: (recording, model, duration) the cached warnings are about, and the warnings.
-        self._warned_for: tuple[Any, ...] = ()
-        self._warnings: tuple[tuple[str, ...], str] = ((), "")
 
     # -- the loop ----------------------------------------------------------------------
     def run(self) -> None:
@@ -504,27 +498,6 @@ class Worker:
         if session is not None:
             session.close()
 
-    def _lane_settings(self, lane: int) -> LaneSettings:
-        """The app's settings for one lane: the compared model gets rasters and the in-depth
-        probes too, but the Vm traces, the rastered channel and the full spike map (picked on
-        the main model's layers) are the main model's."""
-        s = self.s
-        return LaneSettings(
-            bin_us=s.bin_us,
-            window_steps=s.window_steps,
-            policy=s.policy,
-            exit_threshold=s.exit_threshold,
-            exit_consecutive=s.exit_consecutive,
-            exit_metric=s.exit_metric,
-            temporal_exit_gamma=s.temporal_exit_gamma,
-            raster_neurons=s.raster_neurons,
-            raster_channel=dict(s.raster_channel) if lane == 0 else {},
-            vm_neurons=dict(s.vm_neurons) if lane == 0 else {},
-            analysis=s.analysis,
-            channel_layer=s.channel_layer if lane == 0 else None,
-            event_view=lane == 0,
-        )
-
     def _rebuild(self) -> None:
         self._drop_session()
         model = self._model
@@ -535,18 +508,18 @@ class Worker:
         rec = self._rec
         sensor = model.ckpt.sensor_size if rec is None else rec.source.sensor_size
         path = None if rec is None else rec.path
-        lanes = [Lane(0, model, self._lane_settings(0), sensor, path)]
+        lanes = [Lane(0, model, lane_settings(self.s, 0), sensor, path)]
         self._compare_note = ""
         if self._compare is not None:
             try:
-                lanes.append(Lane(1, self._compare, self._lane_settings(1), sensor, path))
+                lanes.append(Lane(1, self._compare, lane_settings(self.s, 1), sensor, path))
             except Exception as e:  # e.g. a recording too small for its input
                 self._compare_error = one_line(e)
                 self._notice = f"compare: {self._compare_error}"
             else:
                 self._compare_note = binning_difference(lanes[0], lanes[1])
         self._session = Session(lanes)
-        if self._exporter is not None and self._export_models != [ln.name for ln in lanes]:
+        if self._exporter is not None and self._exporter.models != [ln.name for ln in lanes]:
             self._close_export("the models changed")
         self._publish_infos()
         self._restart_stream()
@@ -559,7 +532,7 @@ class Worker:
         if session is None:
             return
         for lane in session.lanes:
-            lane.retap(self._lane_settings(lane.index))
+            lane.retap(lane_settings(self.s, lane.index))
         self._publish_infos()
 
     def _publish_infos(self) -> None:
@@ -567,7 +540,7 @@ class Worker:
         lanes = [] if session is None else session.lanes
         for i in (0, 1):
             lane = next((ln for ln in lanes if ln.index == i), None)
-            self.mailbox.publish_info(None if lane is None else self._info(lane), i)
+            self.mailbox.publish_info(None if lane is None else model_info(lane), i)
 
     def _apply_thresholds(self) -> None:
         assert self._model is not None
@@ -618,39 +591,6 @@ class Worker:
         self._epoch += 1
         self._errors.pop("run", None)
         self._meter.reset(time.monotonic())
-
-    def _info(self, lane: Lane) -> ModelInfo:
-        model, chain, tap = lane.model, lane.chain, lane.tap
-        ckpt, cfg = model.ckpt, chain.binning
-        layers = ckpt.model.spiking_layers()
-        return ModelInfo(
-            name=model.name,
-            arch=ckpt.arch,
-            family=ckpt.model.family,
-            class_names=list(ckpt.class_names),
-            layer_names=list(layers),
-            layer_shapes=dict(model.shapes),
-            thresholds={n: float(layer.threshold) for n, layer in layers.items()},
-            window_steps=chain.stepper.window_steps,
-            bin_us=cfg.time_window_us or 0,
-            input_size=ckpt.config.input_size,
-            sensor_size=cfg.sensor_size,
-            device=str(chain.stepper.device),
-            trained=model.trained,
-            raster_index={} if tap is None else dict(tap.raster_index),
-            vm_index={} if tap is None else dict(tap.vm_index),
-            event_count=cfg.event_count,
-            path=ckpt.path if model.trained else None,
-            source=model_source(ckpt),
-            trained_on=str(ckpt.trained_on or ""),
-            trained_input=input_text(ckpt.binning.to_dict()),
-            trained_bin_us=int(ckpt.binning.time_window_us or 0)
-            if ckpt.binning.mode == "time"
-            else 0,
-            trained_window_steps=int(ckpt.config.time_steps or 0),
-            lane=lane.index,
-            synaptic_layers=lane.synaptic_layers,
-        )
 
     # -- one round of work -------------------------------------------------------------
     def _tick(self) -> bool:
@@ -776,32 +716,8 @@ class Worker:
         else:
             on = off = NO_EVENTS
         label, name = self._label((start + end) // 2, lane.model)
-        rates = rec.rates if rec.rates is not None else np.zeros(0, np.float32)
-        frame = StepFrame(
-            index=self._index[st.lane],
-            window=rec.window,
-            step=rec.step,
-            t_start_us=start,
-            t_end_us=end,
-            events_on=on,
-            events_off=off,
-            raster=st.raster,
-            vm=st.vm,
-            rates=rates,
-            probs=rec.probs,
-            pred=rec.pred,
-            exited=rec.exited,
-            window_result=st.window_result,
-            health=rec.health,
-            latency_ms=rec.latency_ms,
-            true_label=label,
-            epoch=self._epoch,
-            true_name=name,
-            recording_t_us=self._file_time(start),
-            lane=st.lane,
-            analysis=st.analysis,
-            spike_map=st.spike_map,
-        )
+        frame = step_frame(st, self._index[st.lane], self._epoch, on, off, label, name)
+        frame.recording_t_us = self._file_time(start)
         frame.overhead_ms = max(0.0, (time.perf_counter() - wall0) * 1e3 - rec.latency_ms)
         if self._exporter is not None:
             self._export(lane, st, frame)
@@ -818,36 +734,18 @@ class Worker:
     # -- export ------------------------------------------------------------------------
     def _open_export(self, path: Path) -> None:
         """Open the Parquet export for the session's models (fails at once, one line)."""
-        from dvsapp.session.export import StepExporter
+        from dvsapp.session.export import SessionExport
 
-        session = self._session
-        if session is None:
+        if self._session is None:
             from dvsapp.errors import ConfigError
 
             raise ConfigError("no model is running")
-        lanes = session.lanes
-        self._exporter = StepExporter(
-            path,
-            {ln.name: list(ln.model.ckpt.model.spiking_layers()) for ln in lanes},
-            {ln.name: ln.synaptic_layers for ln in lanes},
-            {ln.name: list(ln.model.ckpt.class_names) for ln in lanes},
-        )
+        self._exporter = SessionExport(path, self._session.lanes)
         self._export_path, self._export_rows = Path(path), 0
-        self._export_models = [ln.name for ln in lanes]
 
     def _export(self, lane: Lane, st: LaneStep, frame: StepFrame) -> None:
-        from dvsapp.session.export import StepRow
-
-        assert st.record is not None
         try:
-            row = StepRow.from_step(
-                st.record,
-                class_names=lane.model.ckpt.class_names,
-                analysis=st.analysis,
-                true_name=frame.true_name,
-                recording_t_us=frame.recording_t_us,
-            )
-            self._exporter.add(lane.name, row)
+            self._exporter.add(lane, st, frame.true_name, frame.recording_t_us)
             self._export_rows = self._exporter.rows
         except Exception as e:  # a full disk, a vanished folder: stop exporting, keep running
             self._export_error = one_line(e)
@@ -930,6 +828,7 @@ class Worker:
         self._learn_duration()
         latency, overhead = self._meter.step_means(now)
         current, message = self._state() if state is None else (state, self._notice)
+        warnings, guess = self._advice.warnings(self._rec, self._model, self._duration)
         return PipelineStats(
             state=current,
             message=message,
@@ -946,69 +845,15 @@ class Worker:
             model_failures=self._model_failures,
             failed_model=self._failed_model,
             model_error=self._model_error,
-            recording_origin=self._origin(),
+            recording_origin=self._advice.origin(self._rec),
             recording_failures=self._recording_failures,
             failed_recording=self._failed_recording,
             recording_error=self._recording_error,
-            warnings=self._warnings_now()[0],
-            sensor_guess=self._warnings_now()[1],
+            warnings=warnings,
+            sensor_guess=guess,
             compare_error=self._compare_error,
             compare_note=self._compare_note,
             export_path=self._export_path if self._exporter is not None else None,
             export_rows=self._export_rows,
             export_error=self._export_error,
         )
-
-    def _warnings_now(self) -> tuple[tuple[str, ...], str]:
-        """How the open replay differs from the model's training data, and why its sensor
-        size is a guess (worked out again when the recording, model or duration change)."""
-        rec, model = self._rec, self._model
-        replay = None if rec is None else rec.replay
-        key = (id(rec), id(model), self._duration)
-        if key == self._warned_for:
-            return self._warnings
-        self._warned_for = key
-        self._warnings = ((), "")
-        if replay is None:
-            return self._warnings
-        try:
-            from dvsapp.advisories import checkpoint_facts, mismatch_warnings, recording_facts
-
-            facts = recording_facts(replay.reader, self._duration)
-            found: tuple[str, ...] = ()
-            if model is not None and model.trained:
-                found = tuple(mismatch_warnings(facts, checkpoint_facts(model.ckpt)))
-            self._warnings = (found, facts.sensor_guess)
-        except Exception:  # advice only: never let it stop the stream
-            pass
-        return self._warnings
-
-    def _origin(self) -> RecordingOrigin | None:
-        """The open replay's origin, worked out once per recording (header facts only)."""
-        rec = self._rec
-        replay = None if rec is None else rec.replay
-        if replay is None:
-            return None
-        if self._origin_for is not rec:
-            self._origin_for = rec
-            try:
-                self._origin_cache = origin_of_reader(replay.reader)
-            except Exception:  # advice only: never let it stop the stream
-                self._origin_cache = None
-        return self._origin_cache
-
-
-def binning_difference(main: Lane, other: Lane) -> str:
-    """One line saying how the compared model bins the stream differently ("" if alike)."""
-    a, b = main.chain.binning, other.chain.binning
-
-    def text(c: Any, lane: Lane) -> str:
-        _, h, w = c.frame_shape
-        bins = f"{c.time_window_us / 1000:g} ms" if c.mode == "time" else f"{c.event_count} ev"
-        denoise = f", denoised {c.denoise_us / 1000:g} ms" if c.denoise_us else ""
-        return f"{lane.name}: {w}x{h}, {bins} bins{denoise}, T={lane.chain.stepper.window_steps}"
-
-    same = (a.frame_shape, a.mode, a.time_window_us, a.event_count, a.denoise_us) == (
-        b.frame_shape, b.mode, b.time_window_us, b.event_count, b.denoise_us
-    ) and main.chain.stepper.window_steps == other.chain.stepper.window_steps  # fmt: skip
-    return "" if same else f"each model bins for itself: {text(a, main)}; {text(b, other)}"

@@ -65,6 +65,7 @@ from dvsapp.errors import ConfigError
 from dvsapp.snn.analysis.records import StepAnalysis
 
 if TYPE_CHECKING:
+    from dvsapp.session.core import Lane, LaneStep
     from dvsapp.snn.stepper import StepRecord
 
 #: Rows per row group (and the most rows buffered in memory).
@@ -358,3 +359,56 @@ class StepExporter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SessionExport:
+    """A :class:`StepExporter` for the lanes of a session: its schema from their models, one
+    row per step of each (what ``dvsapp run --export`` and the app's Export write)."""
+
+    def __init__(self, path: str | os.PathLike[str], lanes: Sequence[Lane]) -> None:
+        self.models = [lane.name for lane in lanes]
+        self.exporter = StepExporter(
+            path,
+            {ln.name: list(ln.model.ckpt.model.spiking_layers()) for ln in lanes},
+            {ln.name: ln.synaptic_layers or _synaptic_layers(ln) for ln in lanes},
+            {ln.name: list(ln.model.ckpt.class_names) for ln in lanes},
+        )
+        self.path = Path(path)
+
+    @property
+    def rows(self) -> int:
+        return self.exporter.rows
+
+    def add(
+        self,
+        lane: Lane,
+        step: LaneStep,
+        true_name: str | None = None,
+        recording_t_us: int | None = None,
+    ) -> None:
+        """The row of one lane's step (a window the stream's end closed goes on its last
+        step); steps without a record add nothing."""
+        if step.record is None:
+            return
+        row = StepRow.from_step(
+            step.record,
+            class_names=lane.model.ckpt.class_names,
+            analysis=step.analysis,
+            true_name=true_name,
+            recording_t_us=recording_t_us,
+        )
+        if step.window_result is not None and row.exit_step is None:
+            row.set_window(step.window_result)
+        self.exporter.add(lane.name, row)
+
+    def close(self) -> None:
+        self.exporter.close()
+
+
+def _synaptic_layers(lane: Lane) -> list[str]:
+    """A lane's synaptic layers when its probes are off (the schema needs them)."""
+    from dvsapp.snn.analysis.analyzer import Analyzer
+
+    return list(
+        Analyzer(lane.model.ckpt.model, lane.model.shapes, lane.model.device).synaptic_layers
+    )

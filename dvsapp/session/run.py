@@ -26,7 +26,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from tqdm import tqdm
 
@@ -34,7 +34,7 @@ from dvsapp.binning import BinningConfig
 from dvsapp.errors import ConfigError, DvsappError
 from dvsapp.events.detect import detect_format
 from dvsapp.events.sources import ReplaySource
-from dvsapp.session.core import Lane, LaneStep, Session
+from dvsapp.session.core import Lane, Session
 from dvsapp.session.labels import is_correct, segment_at
 from dvsapp.session.loading import LaneSettings, LoadedModel, layer_shapes
 from dvsapp.session.rate_report import RateReport
@@ -43,6 +43,9 @@ from dvsapp.snn.checkpoint import Checkpoint, load_checkpoint
 from dvsapp.snn.early_exit import Metric
 from dvsapp.snn.health import FiringRateHealth
 from dvsapp.snn.stepper import Policy, Stepper, WindowResult, resolve_device
+
+if TYPE_CHECKING:
+    from dvsapp.session.export import SessionExport
 
 
 @dataclass
@@ -220,7 +223,11 @@ def run(
         ).close()
         if temporal_exit is not None and m.ckpt.model.family != "bntt":
             raise ConfigError(f"temporal exit needs a BNTT model; {m.ckpt.arch} is not one")
-    exporter = _exporter(export, models) if export is not None else None
+    if export is not None:
+        from dvsapp.session.export import SessionExport, check_export_path
+
+        check_export_path(export)  # opened with the first recording's lanes, before it runs
+    exporter: SessionExport | None = None
     wall0 = time.perf_counter()
     many = len(paths) > 1
     try:
@@ -231,6 +238,8 @@ def run(
             except BaseException:
                 source.stop()
                 raise
+            if export is not None and exporter is None:
+                exporter = SessionExport(export, session.lanes)
             for m in models:
                 _warn_mismatch(source, m.ckpt, path, warn)
             if n == 0:
@@ -297,23 +306,6 @@ def _open_models(
         loaded = LoadedModel(ckpt, name, True, dev, layer_shapes(ckpt.model, dev))
         models.append(_Model(name, ckpt, loaded))
     return models
-
-
-def _exporter(path: str | os.PathLike[str], models: list[_Model]) -> Any:
-    """The Parquet writer, opened now: a path that cannot be written fails before the run."""
-    from dvsapp.session.export import StepExporter
-
-    layers = {m.name: list(m.ckpt.model.spiking_layers()) for m in models}
-    synaptic = {m.name: _synaptic_layers(m) for m in models}
-    classes = {m.name: list(m.ckpt.class_names) for m in models}
-    return StepExporter(path, layers, synaptic, classes)
-
-
-def _synaptic_layers(m: _Model) -> list[str]:
-    from dvsapp.snn.analysis.analyzer import Analyzer
-
-    analyzer = Analyzer(m.ckpt.model, m.loaded.shapes, m.loaded.device)
-    return list(analyzer.synaptic_layers)
 
 
 def _session(
@@ -388,7 +380,7 @@ def _run_one(
     json_lines: bool,
     out: TextIO,
     many: bool,
-    exporter: Any,
+    exporter: SessionExport | None,
 ) -> None:
     """Stream one recording through every lane, writing a line per window and model."""
     name = str(source.reader.path)
@@ -408,8 +400,10 @@ def _run_one(
                     m.report.add_step(rec)
                 if m.analysis is not None:
                     m.analysis.add(step.analysis)
-                if exporter is not None:
-                    _export(exporter, m, step, source)
+                if exporter is not None and m.lane is not None:
+                    seg = segment_at(source.labels, (step.t_start_us + step.t_end_us) // 2)
+                    true = None if seg is None else seg.name
+                    exporter.add(m.lane, step, true, recording_t_us=step.t_start_us)
             result = step.window_result
             if result is None:
                 continue
@@ -429,24 +423,6 @@ def _run_one(
                 row = f"{row}  {m.name}" if several else row
                 tqdm.write(f"{row}  {name}" if many else row, file=out)
             out.flush()
-
-
-def _export(exporter: Any, m: _Model, step: LaneStep, source: ReplaySource) -> None:
-    from dvsapp.session.export import StepRow
-
-    rec = step.record
-    assert rec is not None
-    seg = segment_at(source.labels, (step.t_start_us + step.t_end_us) // 2)
-    row = StepRow.from_step(
-        rec,
-        class_names=m.ckpt.class_names,
-        analysis=step.analysis,
-        true_name=None if seg is None else seg.name,
-        recording_t_us=step.t_start_us,
-    )
-    if step.window_result is not None and row.exit_step is None:
-        row.set_window(step.window_result)  # the stream's last window, closed at its end
-    exporter.add(m.name, row)
 
 
 def _print_header(
