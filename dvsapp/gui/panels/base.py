@@ -8,7 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QPen
-from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QSizePolicy, QVBoxLayout, QWidget
 
 from dvsapp.gui import theme
 from dvsapp.gui.widgets import ElidedLabel
@@ -84,6 +84,24 @@ class Panel(QWidget):
         self.info: ModelInfo | None = None
         self._hint_pending: str | None = None
         self._hint_at = 0.0
+
+    def add_layer_box(self, tooltip: str) -> QComboBox:
+        """A layer chooser at the right of the header (the in-depth panels show one layer)."""
+        box = QComboBox()
+        box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        box.setMinimumContentsLength(10)
+        box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        box.setToolTip(tooltip)
+        self.header.addWidget(box)
+        return box
+
+    def add_stats_line(self) -> ElidedLabel:
+        """A one-line figures label at the top of the body (elided, whole in its tooltip)."""
+        label = ElidedLabel("")
+        label.setObjectName("panelStats")
+        label.setIndent(4)
+        self.body.addWidget(label)
+        return label
 
     def set_hint(self, text: str) -> None:
         """Update the header's hint at most :data:`HINT_PERIOD_S` apart (a label's relayout

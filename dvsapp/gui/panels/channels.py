@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Signal, Slot
-from PySide6.QtWidgets import QComboBox, QSizePolicy, QWidget
+from PySide6.QtWidgets import QWidget
 
 from dvsapp.gui import theme
 from dvsapp.gui.panels.base import (
@@ -27,7 +27,6 @@ from dvsapp.gui.panels.rates import rate_level
 from dvsapp.gui.panels.synops import OFF_TEXT
 from dvsapp.gui.ring import ColumnRing
 from dvsapp.gui.slots import note_slot
-from dvsapp.gui.widgets import ElidedLabel
 from dvsapp.pipeline import ModelInfo, PipelineSettings, StepFrame
 from dvsapp.snn.analysis.records import SATURATED_RATE, ChannelStats
 
@@ -115,19 +114,9 @@ class ChannelPanel(Panel):
             "Right: each channel's H x W rate map over the window so far, ringed the same "
             "way. Click a row or a tile to raster that channel."
         )
-        self.layer_box = QComboBox()
-        self.layer_box.setSizeAdjustPolicy(
-            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
-        )
-        self.layer_box.setMinimumContentsLength(10)
-        self.layer_box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
-        self.layer_box.setToolTip("the conv spiking layer whose channels are shown")
+        self.layer_box = self.add_layer_box("the conv spiking layer whose channels are shown")
         self.layer_box.activated.connect(self.layer_chosen)
-        self.header.addWidget(self.layer_box)
-        self.stats_label = ElidedLabel("")
-        self.stats_label.setObjectName("panelStats")
-        self.stats_label.setIndent(4)
-        self.body.addWidget(self.stats_label)
+        self.stats_label = self.add_stats_line()
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.ci.layout.setSpacing(4)
         self.canvas.ci.setContentsMargins(2, 2, 2, 2)

@@ -22,7 +22,6 @@ from dvsapp.gui.panels.base import (
     style_plot,
 )
 from dvsapp.gui.ring import ColumnRing
-from dvsapp.gui.widgets import ElidedLabel
 from dvsapp.pipeline import ModelInfo, PipelineSettings, StepFrame
 from dvsapp.snn.analysis.records import StepAnalysis
 
@@ -79,10 +78,7 @@ class SynopsPanel(Panel):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.hint_label.setText("log scale  ·  filled: effective, hollow: dense")
-        self.stats_label = ElidedLabel("")
-        self.stats_label.setObjectName("panelStats")
-        self.stats_label.setIndent(4)
-        self.body.addWidget(self.stats_label)
+        self.stats_label = self.add_stats_line()
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.ci.layout.setSpacing(2)
         self.canvas.ci.setContentsMargins(2, 2, 2, 2)

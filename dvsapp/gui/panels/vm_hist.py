@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Slot
-from PySide6.QtWidgets import QComboBox, QSizePolicy, QWidget
+from PySide6.QtWidgets import QWidget
 
 from dvsapp.gui import theme
 from dvsapp.gui.panels.base import (
@@ -28,7 +28,6 @@ from dvsapp.gui.panels.base import (
 from dvsapp.gui.panels.synops import OFF_TEXT, si
 from dvsapp.gui.ring import ColumnRing
 from dvsapp.gui.slots import note_slot
-from dvsapp.gui.widgets import ElidedLabel
 from dvsapp.pipeline import ModelInfo, PipelineSettings, StepFrame
 from dvsapp.snn.analysis.records import NEAR_FRACTION, VM_BINS, VmStats, vm_edges
 
@@ -82,19 +81,9 @@ class VmHistogramPanel(Panel):
             "range (±3 base thresholds). Cyan: the live threshold. Below: the same over the "
             "steps."
         )
-        self.layer_box = QComboBox()
-        self.layer_box.setSizeAdjustPolicy(
-            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
-        )
-        self.layer_box.setMinimumContentsLength(10)
-        self.layer_box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
-        self.layer_box.setToolTip("the spiking layer whose membrane potentials are shown")
+        self.layer_box = self.add_layer_box("the spiking layer whose membrane potentials are shown")
         self.layer_box.activated.connect(self.layer_chosen)
-        self.header.addWidget(self.layer_box)
-        self.stats_label = ElidedLabel("")
-        self.stats_label.setObjectName("panelStats")
-        self.stats_label.setIndent(4)
-        self.body.addWidget(self.stats_label)
+        self.stats_label = self.add_stats_line()
         self.canvas = pg.GraphicsLayoutWidget()
         self.canvas.ci.layout.setSpacing(2)
         self.canvas.ci.setContentsMargins(2, 2, 2, 2)
