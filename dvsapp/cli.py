@@ -272,6 +272,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         rates=_health(args) if args.rates else None,
         fmt=args.format,
         export=args.export,
+        probes=not args.no_probes,
     )
 
 
@@ -486,6 +487,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OUT.parquet",
         help="also write one row per step and model (Parquet, readable with pandas); the path "
         "is checked before the run starts",
+    )
+    run.add_argument(
+        "--no-probes",
+        action="store_true",
+        help="leave the in-depth probes (Vm statistics, silent channels, synaptic operations) "
+        "out of --json, --rates and --export: about 1 ms a step less on resnet_small",
     )
     run.add_argument(
         "--format", default=None, metavar="NAME", help="force the recordings' format (e.g. nmnist)"

@@ -263,3 +263,18 @@ def test_silent_channels_equal_the_spike_maps_of_the_window(recording: Path) -> 
                 checked += stats.silent
     lane.close()
     assert checked > 1000  # the collapsed model's deep layers are silent
+
+
+def test_run_no_probes_keeps_the_windows_and_drops_the_probe_keys(
+    recording: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with_probes, _ = _run_json([str(recording), "--model", str(RESNET), "--rates"], capsys)
+    without, _ = _run_json(
+        [str(recording), "--model", str(RESNET), "--rates", "--no-probes"], capsys
+    )
+    assert {"vm", "synops", "silent_channels", "sparsity"} <= set(with_probes[0])
+    assert not {"vm", "synops", "silent_channels", "sparsity", "vm_hist"} & set(without[0])
+    keys = ("window", "pred", "probs", "exit_step", "rates")
+    assert [[w[k] for k in keys] for w in without[:-1]] == [
+        [w[k] for k in keys] for w in with_probes[:-1]
+    ]
