@@ -47,6 +47,7 @@ from dvsapp.errors import ConfigError
 from dvsapp.events.emulator.pixel_model import DvsPixelModel, PixelModelConfig
 from dvsapp.events.types import DVS_GESTURE_CLASSES, EVENT_DTYPE, LabelSegment
 from dvsapp.synth.figure import N_CLASSES, REST_POSE, TAU, Body, blend_poses, mirror
+from dvsapp.synth.figure import _other as _v1_other
 from dvsapp.synth.generate import (
     FRAME_US,
     SENSOR_SIZE,
@@ -405,18 +406,8 @@ def _pose_guitar(m: Motion2, t: np.ndarray, u: np.ndarray, b: Body) -> np.ndarra
 
 
 def _pose_other(m: Motion2, t: np.ndarray, u: np.ndarray, b: Body) -> np.ndarray:
-    """Anything else: three sinusoids per joint (version 1's rule)."""
-    base = np.asarray(m.extra["base"])
-    freq = np.asarray(m.extra["freq"])
-    amp = np.asarray(m.extra["amp"])
-    ph = np.asarray(m.extra["ph"])
-    wave = np.sin(TAU * freq[None] * t[:, None, None] + ph[None]) * amp[None]
-    q = base[None] + m.amplitude * wave.sum(axis=-1)
-    upper_r = -np.pi / 2 - 0.15 - 1.3 * (1 + np.tanh(1.5 * q[:, 0]))
-    fore_r = upper_r + 1.2 * q[:, 1]
-    upper_l = mirror(-np.pi / 2 - 0.15 - 1.3 * (1 + np.tanh(1.5 * q[:, 2])))
-    fore_l = upper_l - 1.2 * q[:, 3]
-    return np.stack([upper_r, fore_r, upper_l, fore_l], axis=-1)
+    """Anything else: three sinusoids per joint (version 1's rule, from ``m.extra``)."""
+    return _v1_other(m, t, u, b)  # type: ignore[arg-type]
 
 
 _POSES = (
