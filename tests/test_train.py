@@ -326,6 +326,38 @@ def test_synth_seeds_are_disjoint_and_cached(tmp_path):
     assert torch.equal(e, va[0][0])
 
 
+def test_prebuilt_caches_generate_each_clip_once_and_equal_the_datasets_own(tmp_path):
+    """Two input sizes and two set sizes from one generation: each cache holds what the
+    dataset builds by itself, and the dataset then reads it without generating."""
+    from dvsapp.binning import BinningConfig
+    from dvsapp.train.datasets import SynthGestures, prebuild_synth_caches
+
+    big = BinningConfig((128, 128), time_window_us=100_000, input_size=(16, 16))
+    small = BinningConfig((128, 128), time_window_us=100_000, input_size=(8, 8))
+    calls = []
+
+    def gen(c, seed, duration_s=2.0, *, t0_us=0):
+        calls.append((c, seed))
+        return fake_gesture(c, seed, duration_s, t0_us=t0_us)
+
+    kw = {"generator": gen, "class_names": CLASSES, "workers": 1}
+    paths = prebuild_synth_caches(
+        "val", [(big, 3), (small, 3), (big, 2)], 4, cache_dir=tmp_path, **kw
+    )
+    assert len(paths) == 3 and all(p.is_file() for p in paths)
+    assert sorted(calls) == [(c, 1_000_000 + k) for c in range(2) for k in range(3)]
+    calls.clear()
+    for binning, n in [(big, 3), (small, 3), (big, 2)]:
+        cached = SynthGestures("val", n, binning, 4, cache_dir=tmp_path, **kw)
+        assert not calls  # read from the prebuilt cache
+        own = SynthGestures("val", n, binning, 4, cache_dir=False, **kw)
+        assert own.frames.shape[0] == 2 * n
+        assert np.array_equal(cached.frames, own.frames)
+        calls.clear()
+    assert prebuild_synth_caches("val", [(small, 3)], 4, cache_dir=tmp_path, **kw) == paths[1:2]
+    assert not calls  # nothing to do
+
+
 def test_recording_windows_follow_label_segments(tmp_path):
     from dvsapp.binning import BinningConfig
     from dvsapp.events.types import LabelSegment

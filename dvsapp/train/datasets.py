@@ -209,11 +209,11 @@ def _clip_frames(job: tuple[Generator, int, int, float, BinningConfig, int]) -> 
     return np.minimum(frames, CACHE_MAX).astype(np.uint8)
 
 
-def _run_jobs(jobs: list, workers: int, desc: str) -> list[np.ndarray]:
+def _run_jobs(jobs: list, workers: int, desc: str, fn: Callable[[Any], Any] = _clip_frames) -> list:
     from tqdm import tqdm
 
     if workers <= 1 or len(jobs) < 8:
-        return [_clip_frames(j) for j in tqdm(jobs, desc=desc, unit="clip", leave=False)]
+        return [fn(j) for j in tqdm(jobs, desc=desc, unit="clip", leave=False)]
     import multiprocessing as mp
 
     # fork where there is one: the workers only run numpy (no torch op, so torch's thread
@@ -222,8 +222,128 @@ def _run_jobs(jobs: list, workers: int, desc: str) -> list[np.ndarray]:
     methods = mp.get_all_start_methods()
     ctx = mp.get_context("fork" if "fork" in methods else "spawn")
     with ctx.Pool(workers) as pool:
-        it = pool.imap(_clip_frames, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
+        it = pool.imap(fn, jobs, chunksize=max(1, len(jobs) // (workers * 8)))
         return list(tqdm(it, total=len(jobs), desc=desc, unit="clip", leave=False))
+
+
+def _synth_cache_key(
+    split: str,
+    n_per_class: int,
+    binning: BinningConfig,
+    time_steps: int,
+    clip_s: float,
+    class_names: Sequence[str],
+    generator: Generator,
+) -> str:
+    """The cache key of a :class:`SynthGestures` set (binning, T, clip length, seeds,
+    generator)."""
+    base = SPLIT_SEED_BASE[split]
+    key = {
+        "version": CACHE_VERSION,
+        "binning": binning.to_dict(),
+        "time_steps": int(time_steps),
+        "clip_s": float(clip_s),
+        "split": split,
+        "n_per_class": int(n_per_class),
+        "classes": list(class_names),
+        "seeds": [base, base + int(n_per_class) - 1, len(class_names) * int(n_per_class)],
+        "generator": f"{getattr(generator, '__module__', '')}."
+        f"{getattr(generator, '__qualname__', '')}",
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _cache_root(cache_dir: Any) -> Path:
+    return Path(cache_dir or Path.home() / ".cache" / "dvsapp" / "synth").expanduser()
+
+
+def _read_cache(path: Path, lead: tuple[int, int]) -> np.ndarray | None:
+    """The cached frames at ``path`` when they exist and have ``lead`` as their first two
+    dimensions (clips, bins); None otherwise (a damaged cache is rebuilt)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            frames = z["frames"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return frames if frames.shape[:2] == lead else None
+
+
+def _write_cache(path: Path, frames: np.ndarray) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, frames=frames)
+        os.replace(tmp, path)
+    except OSError as e:  # an unwritable cache is not fatal
+        import warnings
+
+        warnings.warn(f"synthetic data: cannot write the cache {path}: {e}", stacklevel=3)
+
+
+def _clip_frames_multi(
+    job: tuple[Generator, int, int, float, tuple[tuple[BinningConfig, int], ...]],
+) -> list[np.ndarray]:
+    """One clip generated once and binned with each (binning, bins) (a pool worker)."""
+    generator, class_index, seed, clip_s, binnings = job
+    events = as_events(generator(class_index, seed, clip_s, t0_us=0))
+    out = []
+    for binning, n_bins in binnings:
+        frames = bin_events(events, binning, t0_us=0, max_empty_frames=None).data
+        frames = _pad_or_cut(np.asarray(frames), n_bins, binning.frame_shape)
+        out.append(np.minimum(frames, CACHE_MAX).astype(np.uint8))
+    return out
+
+
+def prebuild_synth_caches(
+    split: str,
+    targets: Sequence[tuple[BinningConfig, int]],
+    time_steps: int,
+    *,
+    clip_s: float = 2.0,
+    cache_dir: str | os.PathLike[str] | None = None,
+    generator: Generator | None = None,
+    class_names: Sequence[str] | None = None,
+    workers: int | None = None,
+) -> list[Path]:
+    """Write the caches :class:`SynthGestures` reads for ``split`` at each (binning,
+    n_per_class) of ``targets``, generating every clip ONCE for all of them (the clips of a
+    smaller n are the first ones of a larger: seeds ``base + k``). Several models trained on
+    the same synthetic data at different input sizes then pay for the generator once.
+    Returns the cache paths; existing ones are kept."""
+    gen = generator or _default_generator()
+    names = list(class_names) if class_names is not None else _synth_meta()[0]
+    root = _cache_root(cache_dir)
+    todo: list[tuple[BinningConfig, int, int, Path]] = []
+    paths = []
+    for binning, n in targets:
+        _check_time_binning(binning)
+        assert binning.time_window_us is not None
+        n_bins = -(-round(float(clip_s) * 1e6) // binning.time_window_us)
+        key = _synth_cache_key(split, n, binning, time_steps, clip_s, names, gen)
+        path = root / f"synth-{split}-{key}.npz"
+        paths.append(path)
+        if _read_cache(path, (len(names) * n, n_bins)) is None:
+            todo.append((binning, int(n), n_bins, path))
+    if not todo:
+        return paths
+    n_max = max(t[1] for t in todo)
+    base = SPLIT_SEED_BASE[split]
+    jobs, where = [], []
+    for c in range(len(names)):
+        for k in range(n_max):
+            need = tuple((b, nb) for b, n, nb, _ in todo if k < n)
+            uses = [i for i, t in enumerate(todo) if k < t[1]]
+            jobs.append((gen, c, base + k, float(clip_s), need))
+            where.append(uses)
+    n_workers = (os.cpu_count() or 1) if workers is None else int(workers)
+    results = _run_jobs(jobs, n_workers, f"synth {split} clips", _clip_frames_multi)
+    for i, (_, n, _, path) in enumerate(todo):
+        rows = [r[u.index(i)] for r, u in zip(results, where, strict=True) if i in u]
+        assert len(rows) == len(names) * n
+        _write_cache(path, np.stack(rows))
+    return paths
 
 
 class SynthGestures(WindowDataset):
@@ -281,33 +401,18 @@ class SynthGestures(WindowDataset):
         self.frames = self._load_or_generate(cache_dir, workers)
 
     def cache_key(self) -> str:
-        gen = self.generator
-        key = {
-            "version": CACHE_VERSION,
-            "binning": self.binning.to_dict(),
-            "time_steps": self.time_steps,
-            "clip_s": self.clip_s,
-            "split": self.split,
-            "n_per_class": self.n_per_class,
-            "classes": self.class_names,
-            "seeds": [self.seeds[0], self.seeds[-1], len(self.seeds)],
-            "generator": f"{getattr(gen, '__module__', '')}.{getattr(gen, '__qualname__', '')}",
-        }
-        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        return _synth_cache_key(
+            self.split, self.n_per_class, self.binning, self.time_steps, self.clip_s,
+            self.class_names, self.generator,
+        )  # fmt: skip
 
     def _load_or_generate(self, cache_dir: Any, workers: int | None) -> np.ndarray:
         path = None
         if cache_dir is not False:
-            root = Path(cache_dir or Path.home() / ".cache" / "dvsapp" / "synth").expanduser()
-            path = root / f"synth-{self.split}-{self.cache_key()}.npz"
-            if path.is_file():
-                try:
-                    with np.load(path, allow_pickle=False) as z:
-                        frames = z["frames"]
-                    if frames.shape[:2] == (len(self.seeds), self.n_bins):
-                        return frames
-                except (OSError, ValueError, KeyError):
-                    pass  # a damaged cache is rebuilt
+            path = _cache_root(cache_dir) / f"synth-{self.split}-{self.cache_key()}.npz"
+            frames = _read_cache(path, (len(self.seeds), self.n_bins))
+            if frames is not None:
+                return frames
         jobs = [
             (self.generator, int(c), s, self.clip_s, self.binning, self.n_bins)
             for c, s in zip(self.labels, self.seeds, strict=True)
@@ -315,15 +420,7 @@ class SynthGestures(WindowDataset):
         n_workers = (os.cpu_count() or 1) if workers is None else int(workers)
         frames = np.stack(_run_jobs(jobs, n_workers, f"synth {self.split} clips"))
         if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-                np.savez(tmp, frames=frames)
-                os.replace(tmp, path)
-            except OSError as e:  # an unwritable cache is not fatal
-                import warnings
-
-                warnings.warn(f"synthetic data: cannot write the cache {path}: {e}", stacklevel=2)
+            _write_cache(path, frames)
         return frames
 
     def __len__(self) -> int:
