@@ -1,6 +1,6 @@
 """Train (optionally) and certify the models shipped in models/, and the recordings in recordings/.
 
-    .venv/bin/python scripts/make_shipped_models.py --train        # ~1 h on a 2-core CPU
+    .venv/bin/python scripts/make_shipped_models.py --train [--jobs 2]   # ~1 h on a 2-core CPU
     .venv/bin/python scripts/make_shipped_models.py --from DIR     # certify checkpoints in DIR
 
 For each shipped model this writes ``models/NAME.safetensors``, a model card ``models/NAME.md``
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,8 @@ SYNTH_GENERATOR = 1
 HELDOUT = {"gesture_s": 2.0, "gap_s": 0.3, "generator": SYNTH_GENERATOR}
 #: The confidence exit the cards report (as `dvsapp run --exit-threshold 0.9`).
 EXIT = ["--exit-threshold", "0.9", "--exit-consecutive", "3"]
+#: Test clips per class for the cards' accuracy against exit step (`dvsapp evaluate`).
+EVAL_PER_CLASS = 20
 
 COMMON = ["--data", "synth", "--time-steps", "10", "--bin-ms", "50"]
 COMMON += ["--batch-size", "16", "--workers", "0", "--seed", "0"]
@@ -128,15 +131,71 @@ def layer_rates(checkpoint: Path, recording: Path) -> dict[str, float]:
     return dict(zip(records[0].layer_names, mean.tolist(), strict=True))
 
 
-def train(name: str, spec: dict[str, Any], work: Path) -> Path:
-    out = work / f"{name}.safetensors"
-    cmd = [*DVSAPP, "train", *COMMON, *spec["args"], "--device", "cpu"]
-    cmd += ["--logdir", str(work / "runs" / name), "--out", str(out)]
-    print("+", " ".join(cmd[2:]), flush=True)
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True)
-    (work / f"{name}.train_s").write_text(f"{time.perf_counter() - t0:.0f}\n")
-    return out
+def synth_generator() -> Any:
+    """The generator function of SYNTH_GENERATOR (as `dvsapp train --synth-generator`)."""
+    if SYNTH_GENERATOR == 1:
+        from dvsapp.synth.generate import gesture_events
+
+        return gesture_events
+    from dvsapp.synth import v2
+
+    return v2.gesture_events
+
+
+def _arg(args: list[str], flag: str) -> str:
+    return args[args.index(flag) + 1]
+
+
+def prebuild_training_data(names: list[str]) -> None:
+    """Every synthetic clip the models in ``names`` train, validate and are evaluated on,
+    generated once for all their input sizes (`dvsapp train` then reads the caches)."""
+    from dvsapp.binning import BinningConfig
+    from dvsapp.train.datasets import prebuild_synth_caches
+
+    bin_us = round(float(_arg(COMMON, "--bin-ms")) * 1000)
+    steps = int(_arg(COMMON, "--time-steps"))
+    targets: dict[str, list[tuple[BinningConfig, int]]] = {"train": [], "val": [], "test": []}
+    for name in names:
+        args = SHIPPED[name]["args"]
+        w, h = (int(v) for v in _arg(args, "--input-size").split("x"))
+        binning = BinningConfig((128, 128), time_window_us=bin_us, input_size=(w, h))
+        n = int(_arg(args, "--n-per-class"))
+        targets["train"].append((binning, n))
+        targets["val"].append((binning, max(1, n // 4)))
+        targets["test"].append((binning, EVAL_PER_CLASS))
+    for split, want in targets.items():
+        t0 = time.perf_counter()
+        prebuild_synth_caches(split, sorted(set(want), key=str), steps, generator=synth_generator())
+        print(f"synthetic {split} clips ready ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+
+def train(names: list[str], work: Path, jobs: int) -> dict[str, Path]:
+    """Train ``names`` (``jobs`` at a time, one torch thread each when more than one)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1") if jobs > 1 else None
+    running: list[tuple[str, subprocess.Popen[bytes], float]] = []
+    outs: dict[str, Path] = {}
+    todo = list(names)
+    while todo or running:
+        while todo and len(running) < jobs:
+            name = todo.pop(0)
+            out = outs[name] = work / f"{name}.safetensors"
+            cmd = [*DVSAPP, "train", *COMMON, *SHIPPED[name]["args"], "--device", "cpu"]
+            cmd += ["--logdir", str(work / "runs" / name), "--out", str(out)]
+            print("+", " ".join(cmd[2:]), flush=True)
+            log = open(work / f"{name}.train.log", "wb")  # noqa: SIM115 (closed by the child)
+            running.append((name, subprocess.Popen(cmd, env=env, stdout=log, stderr=log),
+                            time.perf_counter()))  # fmt: skip
+        time.sleep(2)
+        for item in list(running):
+            name, proc, t0 = item
+            if proc.poll() is None:
+                continue
+            running.remove(item)
+            if proc.returncode:
+                raise SystemExit(f"{name}: training failed (see {work / f'{name}.train.log'})")
+            (work / f"{name}.train_s").write_text(f"{time.perf_counter() - t0:.0f}\n")
+            print(f"{name}: trained", flush=True)
+    return outs
 
 
 def card_markdown(name: str, card: dict[str, Any]) -> str:
@@ -178,8 +237,9 @@ mean gamma per step falls below the threshold. The mean gamma per step is {gamma
 """
     args = card["train_args"]
     n = int(args[args.index("--n-per-class") + 1])
+    gen = card["heldout"].get("generator", 1)
     data = (
-        f"synthetic gestures (`dvsapp synth`'s generator): {n} clips of 2 s per class for "
+        f"synthetic gestures (`dvsapp synth --generator {gen}`): {n} clips of 2 s per class for "
         f"training (seeds 0..{n - 1}), {max(1, n // 4)} per class for validation (seeds "
         "1,000,000..); a random window of T bins per clip and epoch"
     )
@@ -218,9 +278,9 @@ README for training on the real datasets.
 
 ## Held-out accuracy (`dvsapp run`)
 Synthetic recordings with seeds {h["seeds"][0]}..{h["seeds"][-1]} (never used in training;
-`dvsapp synth OUT --files {len(h["seeds"])} --seed {h["seeds"][0]} --format aedat31`), 11
-gestures of {h["gesture_s"]} s each per recording, every window of T steps from the
-recording's start, labelled by the gesture covering its midpoint:
+`dvsapp synth OUT --files {len(h["seeds"])} --seed {h["seeds"][0]} --format aedat31 \
+--generator {h.get("generator", 1)}`), 11 gestures of {h["gesture_s"]} s each per recording,
+every window of T steps from the recording's start, labelled by the gesture covering its midpoint:
 
 | | |
 |---|---|
@@ -271,8 +331,9 @@ def certify(name: str, spec: dict[str, Any], ckpt: Path, recordings: list[Path])
     model = load_checkpoint(target, torch.device("cpu")).model
     held = heldout_results(target, recordings)
     report = evaluate_checkpoint(
-        target, "synth", out_dir=ckpt.parent / f"{name}_eval", device="cpu", n_per_class=20
-    )
+        target, "synth", out_dir=ckpt.parent / f"{name}_eval", device="cpu",
+        n_per_class=EVAL_PER_CLASS, generator=synth_generator(),
+    )  # fmt: skip
     shutil.copyfile(ckpt.parent / f"{name}_eval" / Path(report["files"][1]).name,
                     MODELS / f"{name}_exit.png")  # fmt: skip
     rates = layer_rates(target, recordings[0])
@@ -317,16 +378,20 @@ def main() -> None:
     ap.add_argument("--train", action="store_true", help="train the models first")
     ap.add_argument("--from", dest="src", type=Path, default=Path("/tmp/dvsapp_ship"))
     ap.add_argument("--only", nargs="*", default=None, help="model names")
+    ap.add_argument("--jobs", type=int, default=1, help="models trained at once (--train)")
     a = ap.parse_args()
     a.src.mkdir(parents=True, exist_ok=True)
     MODELS.mkdir(exist_ok=True)
     recordings = heldout_recordings(a.src / "heldout")
     ship_recordings(recordings)
-    for name, spec in SHIPPED.items():
-        if a.only and name not in a.only:
-            continue
-        ckpt = train(name, spec, a.src) if a.train else a.src / f"{name}.safetensors"
-        certify(name, spec, ckpt, recordings)
+    names = [n for n in SHIPPED if not a.only or n in a.only]
+    if a.train:
+        prebuild_training_data(names)
+        ckpts = train(names, a.src, max(1, a.jobs))
+    else:
+        ckpts = {n: a.src / f"{n}.safetensors" for n in names}
+    for name in names:
+        certify(name, SHIPPED[name], ckpts[name], recordings)
 
 
 if __name__ == "__main__":
