@@ -19,6 +19,7 @@ from dvsapp.errors import ConfigError
 from dvsapp.events.types import DVS_GESTURE_CLASSES
 from dvsapp.synth import critic
 
+ROOT = Path(__file__).resolve().parents[1]
 needs_critic = pytest.mark.skipif(
     not critic.CRITIC_MODEL.is_file(), reason="models/snntorch_dvs_gesture.safetensors absent"
 )
@@ -116,3 +117,73 @@ def test_bad_critic_input_is_one_line_and_exit_status_2(
 def test_missing_critic_model_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="critic model not found"):
         critic.load_critic(tmp_path / "critic.safetensors")
+
+
+# -- the other way round: the critic and our models on a labelled recording -------------------
+def _recording(folder: Path, name: str, clips: list[tuple[int, np.ndarray]], dur_s: float) -> Path:
+    """An AEDAT 3.1 recording of ``clips`` (class, events from 0) back to back, labelled."""
+    from dvsapp.events.types import LabelSegment
+    from dvsapp.events.writers import write_aedat31, write_labels_csv
+
+    parts, segs = [], []
+    for i, (c, ev) in enumerate(clips):
+        t0 = round(i * dur_s * 1e6)
+        ev = ev.copy()
+        ev["t"] += t0
+        parts.append(ev)
+        segs.append(LabelSegment(c, DVS_GESTURE_CLASSES[c], t0, t0 + round(dur_s * 1e6)))
+    path = write_aedat31(folder / f"{name}.aedat", np.concatenate(parts))
+    write_labels_csv(folder / f"{name}_labels.csv", segs)
+    return path
+
+
+@needs_critic
+def test_agreement_names_each_segment_as_the_critic_and_dvsapp_run_do(tmp_path: Path) -> None:
+    """Each label segment's verdicts: the critic's equals critic_predict on that clip alone;
+    a model's equals the highest summed probability of `dvsapp run`'s windows over a
+    recording of that clip alone (the session, not the agreement's own loop)."""
+    from dvsapp.synth.agreement import agreement
+    from dvsapp.synth.generate import gesture_events
+
+    models = ROOT / "models"
+    model = models / "vgg_small_synth.safetensors"
+    dur = 1.0  # two whole windows of the model's 10 x 50 ms
+    clips = [(c, gesture_events(c, 4_000_000 + c, dur, generator=2)) for c in (1, 5, 9)]
+    rec = _recording(tmp_path, "three", clips, dur)
+    report = agreement(rec, [model])
+    assert [v.true for v in report.verdicts] == [DVS_GESTURE_CLASSES[c] for c, _ in clips]
+    judge = critic.load_critic()
+    for i, ((c, ev), v) in enumerate(zip(clips, report.verdicts, strict=True)):
+        assert v.critic == DVS_GESTURE_CLASSES[critic.critic_predict(judge, ev, dur)]
+        alone = _recording(tmp_path, f"alone{i}", [(c, ev)], dur)
+        out = io.StringIO()
+        with redirect_stdout(out):
+            assert dvsapp_main(["run", str(alone), "--model", str(model), "--json",
+                                "--no-exit", "--no-probes"]) == 0  # fmt: skip
+        windows = [json.loads(line) for line in out.getvalue().splitlines()][:-1]
+        assert len(windows) == 2
+        summed = np.sum([w["probs"] for w in windows], axis=0)
+        assert v.models[str(model)] == DVS_GESTURE_CLASSES[int(np.argmax(summed))]
+    s = report.summary()
+    alike = sum(v.models[str(model)] == v.critic for v in report.verdicts)
+    assert s["segments"] == 3 and s[str(model)]["alike"] == alike
+    assert s[str(model)]["agreement"] == alike / 3
+
+
+@needs_critic
+def test_cli_agree_prints_a_row_per_segment_and_refuses_unlabelled_recordings(
+    tmp_path: Path,
+) -> None:
+    from dvsapp.events.writers import write_aedat31
+    from dvsapp.synth.generate import gesture_events
+
+    ev = gesture_events(3, 4_000_100, 0.6, generator=2)
+    rec = _recording(tmp_path, "one", [(3, ev)], 0.6)
+    code, out, _ = _cli("--critic", "--agree", str(rec), "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["summary"]["segments"] == 1 and len(report["models"]) == 2
+    assert report["segments"][0]["true"] == "right_arm_clockwise"
+    bare = write_aedat31(tmp_path / "bare.aedat", ev)
+    code, _, err = _cli("--critic", "--agree", str(bare))
+    assert code == 2 and err.count("\n") == 1 and "no labels" in err, err

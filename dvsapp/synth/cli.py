@@ -79,6 +79,23 @@ def add_parser(subparsers: Any) -> None:
         metavar="PATH",
         help="the critic (models/snntorch_dvs_gesture.safetensors)",
     )
+    c.add_argument(
+        "--agree",
+        type=Path,
+        default=None,
+        metavar="RECORDING",
+        help="instead of synthetic clips: name every label segment of RECORDING by the critic "
+        "and by each --against model, and print how often they agree",
+    )
+    c.add_argument(
+        "--against",
+        type=Path,
+        action="append",
+        default=None,
+        metavar="CKPT",
+        help="a model to set against the critic with --agree (repeatable; default the shipped "
+        "resnet_small_synth and vgg_small_synth)",
+    )
     c.add_argument("--json", action="store_true", help="print the report as one JSON object")
     c.add_argument("--threads", type=int, default=1, metavar="N", help="torch CPU threads (1)")
     p.set_defaults(func=run)
@@ -120,6 +137,10 @@ def run_critic(args: argparse.Namespace) -> int:
     classes = parse_classes(args.classes)
     model = critic.CRITIC_MODEL if args.model is None else args.model
     critic.load_critic(model)  # a missing model fails before any clip is made
+    if args.agree is not None:
+        return run_agreement(args, model)
+    if args.against:
+        raise ConfigError("--against needs --agree RECORDING")
     with tqdm(unit="clip", desc="critic", file=sys.stderr, disable=None, leave=False) as bar:
 
         def progress(done: int, total: int) -> None:
@@ -136,6 +157,29 @@ def run_critic(args: argparse.Namespace) -> int:
             threads=args.threads,
             progress=progress,
         )
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print("\n".join(report.table()))
+    return 0
+
+
+def run_agreement(args: argparse.Namespace, model: Path) -> int:
+    """``--critic --agree REC``: the critic and our models on REC's label segments."""
+    import json
+
+    from dvsapp.synth.agreement import agreement
+    from dvsapp.synth.critic import CRITIC_MODEL
+
+    shipped = CRITIC_MODEL.parent
+    against = args.against or [
+        shipped / "resnet_small_synth.safetensors",
+        shipped / "vgg_small_synth.safetensors",
+    ]
+    for path in [args.agree, *against]:
+        if not Path(path).is_file():
+            raise ConfigError(f"{path}: not found")
+    report = agreement(args.agree, list(against), critic=model, threads=args.threads)
     if args.json:
         print(json.dumps(report.to_dict()))
     else:
