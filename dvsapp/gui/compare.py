@@ -1,6 +1,7 @@
 """Compare mode's second column: the compared model's (lane 1) prediction, rasters and firing
-rates (and, in tabs, its Vm histogram and synaptic operations), built from the same panel
-classes as the main model's and fed only lane-1 frames.
+rates (and, in tabs, its Vm histogram, channels and synaptic operations), built from the same
+panel classes as the main model's and fed only lane-1 frames. A click on one of its channels
+rasters that channel of the compared model (``PipelineSettings.compare_raster_channel``).
 
 The column keeps its own step count and stream epoch (a lane steps at its own binning), so
 its history is cleared and scrolled exactly as the main panels' are in
@@ -19,6 +20,7 @@ from PySide6.QtWidgets import QFileDialog, QSplitter, QTabWidget, QVBoxLayout, Q
 
 from dvsapp.gui.controls import BROWSE
 from dvsapp.gui.panels.base import Panel
+from dvsapp.gui.panels.channels import ChannelPanel
 from dvsapp.gui.panels.prediction import PredictionPanel
 from dvsapp.gui.panels.rasters import RasterPanel
 from dvsapp.gui.panels.rates import RatesPanel
@@ -43,6 +45,16 @@ COMPARE_SHARE = 0.45
 def column_title(label: str, info: ModelInfo | None) -> str:
     """A column's title: which model it is and its name."""
     return f"{label}: {info.name if info is not None else 'loading…'}"
+
+
+def lane_view(settings: PipelineSettings) -> PipelineSettings:
+    """The settings as the compared model's panels read them: its own rastered channels
+    and spike-map layer in the main model's fields."""
+    return dataclasses.replace(
+        settings,
+        raster_channel=dict(settings.compare_raster_channel),
+        channel_layer=settings.compare_channel_layer,
+    )
 
 
 def title_label() -> ElidedLabel:
@@ -74,13 +86,15 @@ class CompareColumn(QWidget):
         self.rasters = RasterPanel()
         self.rates = RatesPanel()
         self.vm_hist = VmHistogramPanel()
+        self.channels = ChannelPanel()
         self.synops = SynopsPanel()
         self.panels: list[Panel] = [self.prediction, self.rasters, self.rates]
         #: In tabs under the rates, drawn while shown.
-        self.depth_panels: list[Panel] = [self.vm_hist, self.synops]
+        self.depth_panels: list[Panel] = [self.vm_hist, self.channels, self.synops]
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.vm_hist, "Vm histogram")
+        self.tabs.addTab(self.channels, "Channels")
         self.tabs.addTab(self.synops, "Synaptic ops")
         self.tabs.currentChanged.connect(self.tab_shown)
         side = QSplitter(Qt.Orientation.Vertical)
@@ -120,11 +134,13 @@ class CompareColumn(QWidget):
             panel.render(self.seq)
 
     def set_model(self, info: ModelInfo, settings: PipelineSettings) -> None:
-        """The compared model was (re)loaded: lay every panel out for it."""
+        """The compared model was (re)loaded: lay every panel out for it (``settings`` are
+        the window's; the column reads its lane's fields, :func:`lane_view`)."""
         self.info = info
         self.set_title(info)
+        view = lane_view(settings)
         for p in self.all_panels:
-            p.set_model(info, settings)
+            p.set_model(info, view)
         self.prediction.set_binning_note(info)
 
     def update_info(self, info: ModelInfo) -> None:
@@ -203,7 +219,11 @@ class CompareMode(QObject):
         path = None if checkpoint is None else Path(checkpoint)
         options = None if path is None else win.import_options.get(path)
         win.settings = dataclasses.replace(
-            win.settings, compare_checkpoint=path, compare_import_options=options
+            win.settings,
+            compare_checkpoint=path,
+            compare_import_options=options,
+            compare_raster_channel={},  # picks on the model compared before
+            compare_channel_layer=None,
         )
         win.controls.select_compare(path)
         self._error_seen = ""
@@ -230,6 +250,8 @@ class CompareMode(QObject):
             return
         if column is None:
             column = self.column = CompareColumn()
+            column.channels.channel_clicked.connect(self.show_channel)
+            column.channels.layer_changed.connect(self.send_channel_layer)
             win.columns.addWidget(column)
             width = max(win.columns.width(), 2)
             other = round(width * COMPARE_SHARE)
@@ -239,8 +261,36 @@ class CompareMode(QObject):
             column.update_info(info)
             return
         column.set_model(info, win.settings)
+        self.send_channel_layer(column.channels.wanted_layer() or "")
         win.compare_notice.clear()
         win._update_title()
+
+    @Slot(str, int)
+    def show_channel(self, layer: str, channel: int) -> None:
+        """The compared column's channel click: raster that channel of the compared model's
+        ``layer``, showing the layer's raster there if it was hidden."""
+        note_slot("CompareMode.show_channel")
+        win, column = self.window, self.column
+        chosen = {**win.settings.compare_raster_channel, layer: int(channel)}
+        win._configure(compare_raster_channel=chosen)
+        if column is None:
+            return
+        column.rasters.set_captions(lane_view(win.settings))
+        column.rasters.clear_history()
+        column.channels.set_picked_channel(int(channel))
+        shown = column.rasters.shown_layers()
+        if layer not in shown:
+            column.rasters.show_layers([*shown, layer])
+
+    @Slot(str)
+    def send_channel_layer(self, layer: str) -> None:
+        """Ask the pipeline for the compared model's ``layer`` spike maps (its Channels tab)."""
+        note_slot("CompareMode.send_channel_layer")
+        want = layer or None
+        if self.column is not None:
+            self.column.channels.set_spike_map_layer(want)
+        if want != self.window.settings.compare_channel_layer:
+            self.window._configure(compare_channel_layer=want)
 
     def take(self, frames: list[StepFrame]) -> None:
         """Lane-1 frames of this tick (dropped while there is no column)."""

@@ -12,8 +12,8 @@ from dvsapp.session.loading import LaneSettings
 
 def lane_settings(s: PipelineSettings, lane: int) -> LaneSettings:
     """The app's settings for one lane: the compared model gets rasters and the in-depth
-    probes too, but the Vm traces, the rastered channel and the full spike map (picked on
-    the main model's layers) are the main model's."""
+    probes too, and its own rastered channels and full spike map (``compare_*``, picked in
+    its column); the Vm traces are the main model's only."""
     return LaneSettings(
         bin_us=s.bin_us,
         window_steps=s.window_steps,
@@ -23,10 +23,10 @@ def lane_settings(s: PipelineSettings, lane: int) -> LaneSettings:
         exit_metric=s.exit_metric,
         temporal_exit_gamma=s.temporal_exit_gamma,
         raster_neurons=s.raster_neurons,
-        raster_channel=dict(s.raster_channel) if lane == 0 else {},
+        raster_channel=dict(s.raster_channel if lane == 0 else s.compare_raster_channel),
         vm_neurons=dict(s.vm_neurons) if lane == 0 else {},
         analysis=s.analysis,
-        channel_layer=s.channel_layer if lane == 0 else None,
+        channel_layer=s.channel_layer if lane == 0 else s.compare_channel_layer,
         event_view=lane == 0,
     )
 

@@ -57,6 +57,10 @@ class PipelineSettings:
     #: (added) the spiking layer whose whole spike map each StepFrame carries
     #: (StepFrame.spike_map, for per-channel rate maps); None: none.
     channel_layer: str | None = None
+    #: (added) the same two for the compared model (lane 1): its rastered channels and the
+    #: layer of its whole spike maps, picked in its own column's Channels tab.
+    compare_raster_channel: dict[str, int | None] = field(default_factory=dict)
+    compare_channel_layer: str | None = None
 
 
 @dataclass(frozen=True)

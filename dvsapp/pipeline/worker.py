@@ -79,7 +79,15 @@ CHAIN_FIELDS = (
     "exit_metric",
     "temporal_exit_gamma",
 )
-TAP_FIELDS = ("raster_neurons", "raster_channel", "vm_neurons", "analysis", "channel_layer")
+TAP_FIELDS = (
+    "raster_neurons",
+    "raster_channel",
+    "vm_neurons",
+    "analysis",
+    "channel_layer",
+    "compare_raster_channel",
+    "compare_channel_layer",
+)
 COMPARE_FIELDS = ("compare_checkpoint", "compare_import_options", "device")
 FORCE_ALL = frozenset({"recording", "model", "compare"})
 #: An empty event view (the compared model's frames: the view is the main model's).

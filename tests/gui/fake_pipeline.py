@@ -155,9 +155,14 @@ class FakePipeline:
         self.calls.append(("configure", settings))
         with self._lock:
             old = self.settings.compare_checkpoint
+            old_channels = self.settings.compare_raster_channel
             self.settings = settings
         if settings.compare_checkpoint != old:
             self._apply_compare(settings.compare_checkpoint)
+        elif settings.compare_raster_channel != old_channels and self._compare is not None:
+            c = self._compare  # as the worker re-taps both lanes
+            self._compare = self._make_info(1, c.name, c.path, self._compare_factor)
+            self.mailbox.publish_info(self._compare, 1)
         if self._info is not None:
             self._publish_info()
 
@@ -238,12 +243,13 @@ class FakePipeline:
         )
 
     # -- worker ----------------------------------------------------------------------------
-    def _raster_index(self) -> dict[str, np.ndarray]:
+    def _raster_index(self, lane: int = 0) -> dict[str, np.ndarray]:
         s = self.settings
+        chosen = s.raster_channel if lane == 0 else s.compare_raster_channel
         index = {}
         for name, shape in LAYERS.items():
             size = math.prod(shape)
-            ch = s.raster_channel.get(name)
+            ch = chosen.get(name)
             if ch is not None and len(shape) == 3:
                 hw = shape[1] * shape[2]
                 index[name] = np.arange(ch * hw, (ch + 1) * hw)
@@ -269,7 +275,7 @@ class FakePipeline:
             sensor_size=(128, 128),
             device="cpu",
             trained=True,
-            raster_index=self._raster_index(),
+            raster_index=self._raster_index(lane),
             vm_index={k: np.asarray(v, np.int64) for k, v in s.vm_neurons.items()},
             path=path,
             trained_bin_us=bin_us,
@@ -402,7 +408,9 @@ class FakePipeline:
             )
         analysis, spike_map = None, None
         if self.settings.analysis:
-            analysis, spike_map = self._analysis(info, rates, step, self.settings.channel_layer)
+            s = self.settings
+            layer = s.channel_layer if lane == 0 else s.compare_channel_layer
+            analysis, spike_map = self._analysis(info, rates, step, layer)
         silent = tuple(nm for nm, r_ in zip(LAYERS, rates, strict=True) if r_ == 0)
         saturated = tuple(nm for nm, r_ in zip(LAYERS, rates, strict=True) if r_ >= 0.9)
         return StepFrame(

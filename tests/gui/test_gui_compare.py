@@ -269,6 +269,37 @@ def test_channel_click_shows_that_channel_in_the_raster(fake, qtbot) -> None:
     assert "channel 3" in win.rasters._captions["layer2.0.lif1"]
 
 
+def test_compared_column_channels_tab_rasters_the_clicked_channel(fake, qtbot) -> None:
+    """The compared model's Channels tab asks for its own layer's spike maps and draws them;
+    a click there rasters that channel of the compared model, not of the main one."""
+    win, pipe = fake
+    _compare_on(qtbot, win, COLLAPSED)
+    col = win.compare
+    assert col is not None and col.tabs.tabText(1) == "Channels"
+    col.tabs.setCurrentWidget(col.channels)
+    layer = col.channels.layer
+    assert layer is not None and win.settings.compare_channel_layer == layer
+    assert win.settings.channel_layer != layer or win.channels.layer == layer
+    qtbot.waitUntil(lambda: col.channels._acc is not None, timeout=WAIT_MS)  # lane-1 maps
+    assert col.channels.map_layer == layer and col.channels.stats is not None
+    rgb = grab(col.channels)
+    assert rgb.reshape(-1, 3).std(axis=0).max() > 10  # a drawn grid, not a blank panel
+    main_channels = dict(win.settings.raster_channel)
+    col.channels.channel_clicked.emit("layer2.0.lif1", 3)
+    assert win.settings.compare_raster_channel == {"layer2.0.lif1": 3}
+    assert win.settings.raster_channel == main_channels  # the main model's are untouched
+    configured = [s for name, s in pipe.calls if name == "configure"]
+    assert configured[-1].compare_raster_channel == {"layer2.0.lif1": 3}
+    assert col.channels.picked == 3
+    qtbot.waitUntil(lambda: col.rasters.layers["layer2.0.lif1"].rows == 256, timeout=WAIT_MS)
+    assert "channel 3" in col.rasters._captions["layer2.0.lif1"]
+    assert "channel 3" not in win.rasters._captions.get("layer2.0.lif1", "")
+    win.grab().save("/tmp/compare_channels.png")
+    # another compared model: its picks start afresh
+    _choose_compare(win, RESNET)
+    assert win.settings.compare_raster_channel == {}
+
+
 def test_in_depth_panels_get_their_lanes_analysis(fake, qtbot) -> None:
     """The in-depth tabs draw the main model's probes; the compared column's tabs its own
     (the collapsed model does far fewer synaptic operations)."""
@@ -326,6 +357,10 @@ def test_real_pipeline_compare_and_export(qtbot, tmp_path, thread_errors) -> Non
         assert len(col.rates.names) == len(col.info.layer_names)
         assert win.info is not None and len(win.info.class_names) == 11  # lane 0 untouched
         qtbot.waitUntil(lambda: col.note.isVisible(), timeout=WAIT_MS)  # 1 ms vs 50 ms bins
+        col.tabs.setCurrentWidget(col.channels)  # its own conv layer's spike maps (lane 1)
+        assert col.channels.layer in col.info.layer_names
+        assert win.settings.compare_channel_layer == col.channels.layer
+        qtbot.waitUntil(lambda: col.channels._acc is not None, timeout=WAIT_MS)  # maps came
         target = tmp_path / "run.parquet"
         win.outputs.ask_save_path = lambda *a: str(target)
         win.controls.export_button.click()
