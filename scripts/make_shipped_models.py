@@ -34,9 +34,9 @@ DVSAPP = [sys.executable, "-m", "dvsapp"]
 
 HELDOUT_SEEDS = [9_000_000, 9_000_001, 9_000_002, 9_000_003]
 #: The synthetic generator the shipped models train and are certified on (`dvsapp synth
-#: --generator`); the cards record it. 2 is the version tuned against the real-data critic
-#: (issue 15); the shipped checkpoints are still version 1's.
-SYNTH_GENERATOR = 1
+#: --generator`); the cards record it: version 2, the one tuned against the real-data critic
+#: (issue 15; version 1 trained the models shipped before 2026-12-04).
+SYNTH_GENERATOR = 2
 HELDOUT = {"gesture_s": 2.0, "gap_s": 0.3, "generator": SYNTH_GENERATOR}
 #: The confidence exit the cards report (as `dvsapp run --exit-threshold 0.9`).
 EXIT = ["--exit-threshold", "0.9", "--exit-consecutive", "3"]
@@ -235,6 +235,24 @@ mean gamma per step falls below the threshold. The mean gamma per step is {gamma
 |---|---|---|
 {rows}
 """
+    critic_md = ""
+    if card.get("critic"):
+        cg, ag = card["critic"]["on_generator"], card["critic"]["agreement"]
+        n_seg = ag["segments"]
+        critic_md = f"""
+## The real-data critic
+The critic is `snntorch_dvs_gesture`: NeuroBench's network, trained on the real DVS128
+Gesture.
+- On clips of this model's training generator, never trained on (`{cg["command"]}`:
+  {cg["clips"]} clips of {cg["clip_s"]:g} s), it names {cg["accuracy"]:.1%} right.
+- The other way round, on the {n_seg} label segments of the held-out recordings (`dvsapp synth
+  --critic --agree REC --against {card["checkpoint"]}`):
+  - this model names {ag["model_right"]} right and the critic {ag["critic_right"]};
+  - the two name {ag["alike"]} of the {n_seg} alike ({ag["alike"] / n_seg:.0%}), and
+    {ag["both_right"]} of those are right.
+
+No accuracy on real recordings is claimed here: it is measured outside this project.
+"""
     args = card["train_args"]
     n = int(args[args.index("--n-per-class") + 1])
     gen = card["heldout"].get("generator", 1)
@@ -308,6 +326,7 @@ Confidence exit (top-class probability above the threshold; first step it holds)
 {temporal}
 ![accuracy against exit step]({name}_exit.png)
 
+{critic_md}
 ## Firing rates
 Mean fraction of neurons spiking per step, over every window of
 `recordings/synth_seed{h["seeds"][0]}.aedat`:
@@ -318,7 +337,55 @@ Mean fraction of neurons spiking per step, over every window of
 """
 
 
-def certify(name: str, spec: dict[str, Any], ckpt: Path, recordings: list[Path]) -> None:
+def critic_on_generator(saved: Path | None) -> dict[str, Any]:
+    """The real-data critic's accuracy on SYNTH_GENERATOR's clips: a saved `dvsapp synth
+    --critic --generator G --json` report, or measured now (110 clips, a few minutes)."""
+    if saved is not None:
+        report = json.loads(saved.read_text())
+    else:
+        from dvsapp.synth.critic import run_critic
+
+        report = run_critic(10, generator=SYNTH_GENERATOR).to_dict()
+    if report["generator"] != SYNTH_GENERATOR:
+        raise SystemExit(f"{saved}: the critic judged generator {report['generator']}")
+    return {
+        "accuracy": report["accuracy"],
+        "clips": report["clips"],
+        "clip_s": report["clip_s"],
+        "per_class": report["per_class"],
+        "command": f"dvsapp synth --critic --generator {SYNTH_GENERATOR} --n-per-class "
+        f"{report['clips'] // 11}",
+    }
+
+
+def critic_agreement(checkpoint: Path, recordings: list[Path]) -> dict[str, Any]:
+    """The critic and the model on every label segment of the held-out recordings
+    (`dvsapp synth --critic --agree REC --against CKPT`)."""
+    from dvsapp.synth.agreement import agreement
+
+    rows = []
+    for seed, rec in zip(HELDOUT_SEEDS, recordings, strict=True):
+        s = agreement(rec, [checkpoint]).summary()
+        n, m = s["segments"], s[str(checkpoint)]
+        rows.append({
+            "seed": seed,
+            "segments": n,
+            "alike": m["alike"],
+            "model_right": round(m["accuracy"] * n),
+            "critic_right": round(s["critic_accuracy"] * n),
+            "both_right": m["both_right"],
+        })  # fmt: skip
+    total = {k: sum(r[k] for r in rows) for k in rows[0] if k != "seed"}
+    return {"per_recording": rows, **total}
+
+
+def certify(
+    name: str,
+    spec: dict[str, Any],
+    ckpt: Path,
+    recordings: list[Path],
+    critic: dict[str, Any] | None = None,
+) -> None:
     import torch
 
     from dvsapp.snn.checkpoint import inspect_checkpoint, load_checkpoint
@@ -354,6 +421,9 @@ def certify(name: str, spec: dict[str, Any], ckpt: Path, recordings: list[Path])
             "temporal_exit": report["temporal_exit"],
         },
         "layer_rates": rates,
+        "critic": None if critic is None else {
+            "on_generator": critic, "agreement": critic_agreement(target, recordings)
+        },
         "silent_below": silent_below,
         "silent_layers": [k for k, v in rates.items() if v < silent_below],
         "metadata": {k: meta[k] for k in ("architecture", "family", "config", "binning",
@@ -379,6 +449,12 @@ def main() -> None:
     ap.add_argument("--from", dest="src", type=Path, default=Path("/tmp/dvsapp_ship"))
     ap.add_argument("--only", nargs="*", default=None, help="model names")
     ap.add_argument("--jobs", type=int, default=1, help="models trained at once (--train)")
+    ap.add_argument(
+        "--critic-json",
+        type=Path,
+        default=None,
+        help="a saved `dvsapp synth --critic --generator G --json` (else measured)",
+    )
     a = ap.parse_args()
     a.src.mkdir(parents=True, exist_ok=True)
     MODELS.mkdir(exist_ok=True)
@@ -390,8 +466,9 @@ def main() -> None:
         ckpts = train(names, a.src, max(1, a.jobs))
     else:
         ckpts = {n: a.src / f"{n}.safetensors" for n in names}
+    critic = critic_on_generator(a.critic_json)
     for name in names:
-        certify(name, SHIPPED[name], ckpts[name], recordings)
+        certify(name, SHIPPED[name], ckpts[name], recordings, critic)
 
 
 if __name__ == "__main__":

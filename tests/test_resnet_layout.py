@@ -214,12 +214,17 @@ def test_resnet_small_is_the_same_network_in_both_revisions() -> None:
 
 
 def test_the_shipped_resnet_small_checkpoints_keep_the_original_layout() -> None:
+    """resnet_small's layout is the same in every revision (no shortcut tdBN), so the shipped
+    checkpoints, saved as revision 1 or 2, hold the original network and `--init` from them
+    works in either."""
     models = Path(__file__).resolve().parents[1] / "models"
     for name in ("resnet_small_synth", "resnet_small_synth_nonorm_collapsed"):
         path = models / f"{name}.safetensors"
-        assert "layout" not in saved_config(path)
         ckpt = load_checkpoint(path)
-        assert ckpt.config.layout == ORIGINAL_LAYOUT
+        assert saved_config(path).get("layout", ORIGINAL_LAYOUT) == ckpt.config.layout
+        assert ckpt.config.layout in LAYOUTS
+        original = LAYOUTS[ORIGINAL_LAYOUT]["resnet_small"]
+        assert LAYOUTS[ckpt.config.layout]["resnet_small"] == original
         assert all(b.shortcut is None for s in ckpt.model.stages() for b in s)
 
 

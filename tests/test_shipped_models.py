@@ -191,3 +191,27 @@ def test_the_shipped_recording_is_the_heldout_seed_it_claims(
     assert np.array_equal(a4, ours)
     total = sum(p.stat().st_size for p in (ROOT / "recordings").iterdir())
     assert total < 20 * 1024 * 1024
+
+
+@pytest.mark.parametrize("path", CARDS, ids=lambda p: p.name.removesuffix(".card.json"))
+def test_the_critic_agreement_on_the_card_is_what_dvsapp_synth_agree_gives(
+    path: Path, heldout: dict[int, Path]
+) -> None:
+    """Cards of models trained on generator 2 carry the real-data critic's cross check; on
+    the first held-out recording it is what `dvsapp synth --critic --agree` measures."""
+    card = _card(path)
+    if card["heldout"].get("generator", 1) < 2:
+        pytest.skip("trained on generator 1: no critic section")
+    from dvsapp.synth.agreement import agreement
+
+    critic = card["critic"]
+    assert critic["on_generator"]["clips"] >= 110
+    assert 0 < critic["on_generator"]["accuracy"] < 1
+    first = critic["agreement"]["per_recording"][0]
+    seed = card["heldout"]["seeds"][0]
+    assert first["seed"] == seed
+    ckpt = MODELS / card["checkpoint"]
+    summary = agreement(heldout[seed], [ckpt]).summary()
+    assert summary["segments"] == first["segments"] == 11
+    assert abs(summary[str(ckpt)]["alike"] - first["alike"]) <= 1  # a tie may round apart
+    assert round(summary["critic_accuracy"] * 11) == first["critic_right"]

@@ -57,9 +57,11 @@ _WRITE_PACKET = 1 << 16
 # Seed-derived keys of the independent random streams.
 _SCENE, _GESTURE_MOTION, _RECORDING_MOTION, _PIXELS, _ORDER = range(5)
 
-#: Generator versions: 1 (this module's figure; what the shipped models were trained on) and 2
-#: (:mod:`dvsapp.synth.v2`, a whole body in a realistic scene). Each is frozen once released:
-#: the same (version, arguments) give the same bytes.
+#: Generator versions: 1 (this module's figure; the models shipped before 2026-12-04 trained
+#: on it) and 2 (:mod:`dvsapp.synth.v2`, a whole body in a realistic scene: the shipped
+#: models' training data). Each is frozen once models are trained on it: the same (version,
+#: arguments) give the same bytes. (Version 2's arm circles became brisker on 2026-12-04,
+#: before any shipped model trained on it.)
 GENERATORS = (1, 2)
 DEFAULT_GENERATOR = 1
 

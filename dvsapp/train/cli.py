@@ -112,7 +112,8 @@ def add_parsers(subparsers: Any) -> None:
         type=int,
         default=1,
         choices=(1, 2),
-        help="synth: the generator version (dvsapp synth --generator; default 1)",
+        help="synth: the generator version (dvsapp synth --generator; default 1; the shipped "
+        "models train on 2)",
     )
     tr.add_argument("--cache-dir", default=None, help="synth cache (~/.cache/dvsapp/synth)")
     tr.add_argument("--time-steps", type=int, default=None, metavar="T", help="default: arch's")
