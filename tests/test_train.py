@@ -528,3 +528,38 @@ def test_synth_generator_2_is_chosen_and_named(tmp_path):
     from dvsapp.pipeline.advice import SYNTHETIC, training_data
 
     assert training_data("synth (generator 2)") == SYNTHETIC
+
+
+def test_evaluate_draws_synthetic_clips_from_the_generator_the_checkpoint_trained_on(
+    monkeypatch,
+):
+    """`dvsapp evaluate --data synth`: a checkpoint trained on generator 2 ("synth (generator
+    2)") is evaluated on generator 2's clips, one trained on version 1 on version 1's, and
+    --synth-generator overrides either."""
+    from pathlib import Path
+
+    import dvsapp.train.datasets as ds
+    from dvsapp.synth import v2
+    from dvsapp.train.evaluate import evaluate_checkpoint, trained_generator
+
+    assert trained_generator("synth (generator 2)") == 2
+    assert trained_generator("synth") == trained_generator("") == 1
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(*args, generator=None, **kw):
+        seen.append(generator)
+        raise Stop
+
+    monkeypatch.setattr(ds, "SynthGestures", capture)
+    vgg = Path(__file__).resolve().parents[1] / "models" / "vgg_small_synth.safetensors"
+    for version in (None, 1, 2):
+        with pytest.raises(Stop):
+            evaluate_checkpoint(vgg, "synth", device="cpu", synth_generator=version)
+    from dvsapp.snn.checkpoint import inspect_checkpoint
+
+    shipped = trained_generator(inspect_checkpoint(vgg)["trained_on"])
+    assert seen[0] is (v2.gesture_events if shipped == 2 else None)
+    assert seen[1:] == [None, v2.gesture_events]  # None: the datasets' default, version 1

@@ -84,6 +84,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         workers=args.workers,
         n_per_class=args.n_per_class,
         consecutive=args.exit_consecutive,
+        synth_generator=args.synth_generator,
     )
     return 0
 
@@ -170,4 +171,11 @@ def add_parsers(subparsers: Any) -> None:
     ev.add_argument("--workers", type=int, default=0)
     ev.add_argument("--n-per-class", type=int, default=20, help="synth: test clips per class")
     ev.add_argument("--exit-consecutive", type=int, default=1, help="confidence exit: K steps")
+    ev.add_argument(
+        "--synth-generator",
+        type=int,
+        default=None,
+        choices=(1, 2),
+        help="synth: the generator version (default: the one the checkpoint was trained on)",
+    )
     ev.set_defaults(func=_cmd_evaluate)

@@ -219,6 +219,15 @@ def _nan_safe(v: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(v).__name__}")
 
 
+def trained_generator(trained_on: str) -> int:
+    """The synthetic generator version a checkpoint's ``trained_on`` names ("synth
+    (generator 2)", as ``dvsapp train`` writes it); 1 when it names none."""
+    import re
+
+    found = re.search(r"\(generator (\d+)\)", trained_on or "")
+    return int(found.group(1)) if found else 1
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     data: str,
@@ -232,10 +241,13 @@ def evaluate_checkpoint(
     generator: Any = None,
     cache_dir: Any = None,
     print_table: bool = True,
+    synth_generator: int | None = None,
 ) -> dict[str, Any]:
     """``dvsapp evaluate``: the checkpoint on the data's evaluation split (``synth``: the test
     seeds; the others: the validation split of :func:`~dvsapp.train.datasets.make_datasets`),
-    binned with the checkpoint's own binning and T."""
+    binned with the checkpoint's own binning and T. Generated synthetic clips come from
+    ``generator`` when given, else from generator version ``synth_generator``, else from the
+    version the checkpoint was trained on (:func:`trained_generator`)."""
     from dvsapp.snn.checkpoint import load_checkpoint
     from dvsapp.snn.stepper import resolve_device
     from dvsapp.train.datasets import SynthGestures, make_datasets, parse_data_spec
@@ -244,6 +256,12 @@ def evaluate_checkpoint(
     spec = parse_data_spec(data)
     T = ckpt.time_steps
     if spec.kind == "synth" and spec.root is None:
+        if generator is None:
+            from dvsapp.train.loop import TrainConfig
+            from dvsapp.train.loop import synth_generator as version_of
+
+            version = synth_generator or trained_generator(ckpt.trained_on)
+            generator = version_of(TrainConfig(synth_generator=version))
         ds: Dataset = SynthGestures(
             "test", n_per_class, ckpt.binning, T, class_names=ckpt.class_names,
             sensor_size=spec.sensor_size, generator=generator, cache_dir=cache_dir,
