@@ -1,7 +1,9 @@
 """Compare mode's second column: the compared model's (lane 1) prediction, rasters and firing
-rates (and, in tabs, its Vm histogram, channels and synaptic operations), built from the same
-panel classes as the main model's and fed only lane-1 frames. A click on one of its channels
-rasters that channel of the compared model (``PipelineSettings.compare_raster_channel``).
+rates (and, in tabs, its Vm traces, Vm histogram, channels and synaptic operations), built
+from the same panel classes as the main model's and fed only lane-1 frames. A click on one of
+its raster rows traces that neuron's Vm (``PipelineSettings.compare_vm_neurons``), a click on
+one of its channels rasters that channel (``compare_raster_channel``), both of the compared
+model.
 
 The column keeps its own step count and stream epoch (a lane steps at its own binning), so
 its history is cleared and scrolled exactly as the main panels' are in
@@ -19,6 +21,7 @@ from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtWidgets import QFileDialog, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from dvsapp.gui.controls import BROWSE
+from dvsapp.gui.neurons import raster_row_to_flat
 from dvsapp.gui.panels.base import Panel
 from dvsapp.gui.panels.channels import ChannelPanel
 from dvsapp.gui.panels.prediction import PredictionPanel
@@ -26,6 +29,7 @@ from dvsapp.gui.panels.rasters import RasterPanel
 from dvsapp.gui.panels.rates import RatesPanel
 from dvsapp.gui.panels.synops import SynopsPanel
 from dvsapp.gui.panels.vm_hist import VmHistogramPanel
+from dvsapp.gui.panels.vm_traces import VmPanel
 from dvsapp.gui.pipeline_port import model_key
 from dvsapp.gui.slots import note_slot
 from dvsapp.gui.widgets import ElidedLabel
@@ -48,12 +52,13 @@ def column_title(label: str, info: ModelInfo | None) -> str:
 
 
 def lane_view(settings: PipelineSettings) -> PipelineSettings:
-    """The settings as the compared model's panels read them: its own rastered channels
-    and spike-map layer in the main model's fields."""
+    """The settings as the compared model's panels read them: its own rastered channels,
+    spike-map layer and traced neurons in the main model's fields."""
     return dataclasses.replace(
         settings,
         raster_channel=dict(settings.compare_raster_channel),
         channel_layer=settings.compare_channel_layer,
+        vm_neurons=dict(settings.compare_vm_neurons),
     )
 
 
@@ -85,14 +90,18 @@ class CompareColumn(QWidget):
         self.prediction = PredictionPanel()
         self.rasters = RasterPanel()
         self.rates = RatesPanel()
+        self.vm = VmPanel()
+        self.vm.row_of = self.rasters.row_of
+        self.vm.traced_changed.connect(self.rasters.mark_traced)
         self.vm_hist = VmHistogramPanel()
         self.channels = ChannelPanel()
         self.synops = SynopsPanel()
-        self.panels: list[Panel] = [self.prediction, self.rasters, self.rates]
+        self.panels: list[Panel] = [self.prediction, self.rasters, self.rates, self.vm]
         #: In tabs under the rates, drawn while shown.
         self.depth_panels: list[Panel] = [self.vm_hist, self.channels, self.synops]
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.vm, "Vm traces")
         self.tabs.addTab(self.vm_hist, "Vm histogram")
         self.tabs.addTab(self.channels, "Channels")
         self.tabs.addTab(self.synops, "Synaptic ops")
@@ -224,6 +233,7 @@ class CompareMode(QObject):
             compare_import_options=options,
             compare_raster_channel={},  # picks on the model compared before
             compare_channel_layer=None,
+            compare_vm_neurons={},
         )
         win.controls.select_compare(path)
         self._error_seen = ""
@@ -252,6 +262,8 @@ class CompareMode(QObject):
             column = self.column = CompareColumn()
             column.channels.channel_clicked.connect(self.show_channel)
             column.channels.layer_changed.connect(self.send_channel_layer)
+            column.rasters.neuron_clicked.connect(self.trace_neuron)
+            column.vm.cleared.connect(self.clear_traced)
             win.columns.addWidget(column)
             width = max(win.columns.width(), 2)
             other = round(width * COMPARE_SHARE)
@@ -260,10 +272,42 @@ class CompareMode(QObject):
         elif column.info is not None and model_key(info) == model_key(column.info):
             column.update_info(info)
             return
-        column.set_model(info, win.settings)
+        column.set_model(info, win.settings)  # its Vm panel starts with no traces
+        if win.settings.compare_vm_neurons:
+            win._configure(compare_vm_neurons={})
         self.send_channel_layer(column.channels.wanted_layer() or "")
         win.compare_notice.clear()
         win._update_title()
+
+    @Slot(str, int, int)
+    def trace_neuron(self, layer: str, row: int, rows: int) -> None:
+        """A click on the compared column's raster row: trace that neuron's Vm there."""
+        note_slot("CompareMode.trace_neuron")
+        column, win = self.column, self.window
+        if column is None or column.info is None:
+            return
+        flat = raster_row_to_flat(column.info, lane_view(win.settings), layer, row, rows)
+        if flat is None:
+            win.status.showMessage(f"{layer}: cannot tell which neuron row {row} is", 4000)
+            return
+        neurons = [n for n in column.vm.neurons if n != (layer, flat)] + [(layer, flat)]
+        self._set_traced(neurons)
+
+    @Slot()
+    def clear_traced(self) -> None:
+        """The compared column's Vm panel was cleared."""
+        note_slot("CompareMode.clear_traced")
+        self._set_traced([])
+
+    def _set_traced(self, neurons: list[tuple[str, int]]) -> None:
+        column = self.column
+        if column is not None:
+            column.vm.set_neurons(neurons)
+            neurons = column.vm.neurons
+        vm: dict[str, tuple[int, ...]] = {}
+        for layer, idx in neurons:
+            vm[layer] = (*vm.get(layer, ()), idx)
+        self.window._configure(compare_vm_neurons=vm)
 
     @Slot(str, int)
     def show_channel(self, layer: str, channel: int) -> None:

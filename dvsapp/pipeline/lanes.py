@@ -12,8 +12,8 @@ from dvsapp.session.loading import LaneSettings
 
 def lane_settings(s: PipelineSettings, lane: int) -> LaneSettings:
     """The app's settings for one lane: the compared model gets rasters and the in-depth
-    probes too, and its own rastered channels and full spike map (``compare_*``, picked in
-    its column); the Vm traces are the main model's only."""
+    probes too, and its own rastered channels, full spike map and traced neurons
+    (``compare_*``, picked in its column)."""
     return LaneSettings(
         bin_us=s.bin_us,
         window_steps=s.window_steps,
@@ -24,7 +24,7 @@ def lane_settings(s: PipelineSettings, lane: int) -> LaneSettings:
         temporal_exit_gamma=s.temporal_exit_gamma,
         raster_neurons=s.raster_neurons,
         raster_channel=dict(s.raster_channel if lane == 0 else s.compare_raster_channel),
-        vm_neurons=dict(s.vm_neurons) if lane == 0 else {},
+        vm_neurons=dict(s.vm_neurons if lane == 0 else s.compare_vm_neurons),
         analysis=s.analysis,
         channel_layer=s.channel_layer if lane == 0 else s.compare_channel_layer,
         event_view=lane == 0,

@@ -61,6 +61,9 @@ class PipelineSettings:
     #: layer of its whole spike maps, picked in its own column's Channels tab.
     compare_raster_channel: dict[str, int | None] = field(default_factory=dict)
     compare_channel_layer: str | None = None
+    #: (added) the compared model's traced neurons (layer -> flat indices), picked on its
+    #: column's rasters.
+    compare_vm_neurons: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,7 @@ TAP_FIELDS = (
     "channel_layer",
     "compare_raster_channel",
     "compare_channel_layer",
+    "compare_vm_neurons",
 )
 COMPARE_FIELDS = ("compare_checkpoint", "compare_import_options", "device")
 FORCE_ALL = frozenset({"recording", "model", "compare"})

@@ -155,11 +155,12 @@ class FakePipeline:
         self.calls.append(("configure", settings))
         with self._lock:
             old = self.settings.compare_checkpoint
-            old_channels = self.settings.compare_raster_channel
+            old_taps = (self.settings.compare_raster_channel, self.settings.compare_vm_neurons)
             self.settings = settings
+        taps = (settings.compare_raster_channel, settings.compare_vm_neurons)
         if settings.compare_checkpoint != old:
             self._apply_compare(settings.compare_checkpoint)
-        elif settings.compare_raster_channel != old_channels and self._compare is not None:
+        elif taps != old_taps and self._compare is not None:
             c = self._compare  # as the worker re-taps both lanes
             self._compare = self._make_info(1, c.name, c.path, self._compare_factor)
             self.mailbox.publish_info(self._compare, 1)
@@ -276,7 +277,10 @@ class FakePipeline:
             device="cpu",
             trained=True,
             raster_index=self._raster_index(lane),
-            vm_index={k: np.asarray(v, np.int64) for k, v in s.vm_neurons.items()},
+            vm_index={
+                k: np.asarray(v, np.int64)
+                for k, v in (s.vm_neurons if lane == 0 else s.compare_vm_neurons).items()
+            },
             path=path,
             trained_bin_us=bin_us,
             trained_window_steps=16,

@@ -275,7 +275,7 @@ def test_compared_column_channels_tab_rasters_the_clicked_channel(fake, qtbot) -
     win, pipe = fake
     _compare_on(qtbot, win, COLLAPSED)
     col = win.compare
-    assert col is not None and col.tabs.tabText(1) == "Channels"
+    assert col is not None and col.tabs.tabText(2) == "Channels"
     col.tabs.setCurrentWidget(col.channels)
     layer = col.channels.layer
     assert layer is not None and win.settings.compare_channel_layer == layer
@@ -298,6 +298,34 @@ def test_compared_column_channels_tab_rasters_the_clicked_channel(fake, qtbot) -
     # another compared model: its picks start afresh
     _choose_compare(win, RESNET)
     assert win.settings.compare_raster_channel == {}
+
+
+def test_compared_column_raster_click_traces_that_neurons_vm(fake, qtbot) -> None:
+    """A click on a row of the compared model's raster traces that neuron of the compared
+    model in its own Vm traces tab; the main model's traces are untouched; clear empties it."""
+    win, _ = fake
+    _compare_on(qtbot, win, COLLAPSED)
+    col = win.compare
+    assert col is not None and col.tabs.tabText(0) == "Vm traces"
+    main_traced = dict(win.settings.vm_neurons)
+    layer = "layer1.0.lif1"
+    rows = col.rasters.layers[layer].rows
+    col.rasters.neuron_clicked.emit(layer, 5, rows)
+    traced = win.settings.compare_vm_neurons
+    assert list(traced) == [layer] and len(traced[layer]) == 1
+    flat = traced[layer][0]
+    assert col.vm.neurons == [(layer, flat)]
+    assert win.settings.vm_neurons == main_traced  # the main model's traces are its own
+    qtbot.waitUntil(lambda: col.info is not None and layer in col.info.vm_index, timeout=WAIT_MS)
+    assert col.info.vm_index[layer].tolist() == [flat]
+
+    def traced_points() -> int:
+        _, y = col.vm._curves[0].getData() if col.vm._curves else (None, None)
+        return 0 if y is None else int(np.isfinite(y).sum())
+
+    qtbot.waitUntil(lambda: traced_points() >= 8, timeout=WAIT_MS)  # lane-1 Vm arrives
+    col.vm.clear_button.click()
+    assert win.settings.compare_vm_neurons == {} and col.vm.neurons == []
 
 
 def test_in_depth_panels_get_their_lanes_analysis(fake, qtbot) -> None:
@@ -361,6 +389,14 @@ def test_real_pipeline_compare_and_export(qtbot, tmp_path, thread_errors) -> Non
         assert col.channels.layer in col.info.layer_names
         assert win.settings.compare_channel_layer == col.channels.layer
         qtbot.waitUntil(lambda: col.channels._acc is not None, timeout=WAIT_MS)  # maps came
+        first = col.info.layer_names[0]  # a raster click traces the compared model's neuron
+        col.rasters.neuron_clicked.emit(first, 0, col.rasters.layers[first].rows)
+        assert list(win.settings.compare_vm_neurons) == [first]
+        qtbot.waitUntil(lambda: first in col.info.vm_index, timeout=WAIT_MS)
+        qtbot.waitUntil(
+            lambda: col.vm._ring is not None and np.isfinite(col.vm._ring.view()).sum() >= 3,
+            timeout=WAIT_MS,
+        )  # its Vm came from lane 1
         target = tmp_path / "run.parquet"
         win.outputs.ask_save_path = lambda *a: str(target)
         win.controls.export_button.click()
