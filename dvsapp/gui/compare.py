@@ -105,6 +105,8 @@ class CompareColumn(QWidget):
         self.tabs.addTab(self.vm_hist, "Vm histogram")
         self.tabs.addTab(self.channels, "Channels")
         self.tabs.addTab(self.synops, "Synaptic ops")
+        # the Vm histogram first: a collapsed layer shows there at once, traces need a click
+        self.tabs.setCurrentWidget(self.vm_hist)
         self.tabs.currentChanged.connect(self.tab_shown)
         side = QSplitter(Qt.Orientation.Vertical)
         side.addWidget(self.rates)
