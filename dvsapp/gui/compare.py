@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, Qt, Slot
 from PySide6.QtWidgets import QFileDialog, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from dvsapp.gui.controls import BROWSE
-from dvsapp.gui.neurons import raster_row_to_flat
+from dvsapp.gui.neurons import add_traced, raster_row_to_flat, traced_by_layer
 from dvsapp.gui.panels.base import Panel
 from dvsapp.gui.panels.channels import ChannelPanel
 from dvsapp.gui.panels.prediction import PredictionPanel
@@ -292,8 +292,7 @@ class CompareMode(QObject):
         if flat is None:
             win.status.showMessage(f"{layer}: cannot tell which neuron row {row} is", 4000)
             return
-        neurons = [n for n in column.vm.neurons if n != (layer, flat)] + [(layer, flat)]
-        self._set_traced(neurons)
+        self._set_traced(add_traced(column.vm.neurons, layer, flat))
 
     @Slot()
     def clear_traced(self) -> None:
@@ -306,10 +305,7 @@ class CompareMode(QObject):
         if column is not None:
             column.vm.set_neurons(neurons)
             neurons = column.vm.neurons
-        vm: dict[str, tuple[int, ...]] = {}
-        for layer, idx in neurons:
-            vm[layer] = (*vm.get(layer, ()), idx)
-        self.window._configure(compare_vm_neurons=vm)
+        self.window._configure(compare_vm_neurons=traced_by_layer(neurons))
 
     @Slot(str, int)
     def show_channel(self, layer: str, channel: int) -> None:

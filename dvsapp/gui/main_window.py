@@ -42,7 +42,7 @@ from dvsapp.gui.controls import (
     VIDEO,
     Controls,
 )
-from dvsapp.gui.neurons import raster_row_to_flat
+from dvsapp.gui.neurons import add_traced, raster_row_to_flat, traced_by_layer
 from dvsapp.gui.outputs import Outputs
 from dvsapp.gui.panels.base import Panel
 from dvsapp.gui.panels.channels import ChannelPanel
@@ -615,8 +615,7 @@ class MainWindow(QMainWindow):
         if flat is None:
             self.status.showMessage(f"{layer}: cannot tell which neuron row {row} is", 4000)
             return
-        neurons = [n for n in self.vm.neurons if n != (layer, flat)] + [(layer, flat)]
-        self._set_traced(neurons)
+        self._set_traced(add_traced(self.vm.neurons, layer, flat))
 
     @Slot()
     def clear_traced_neurons(self) -> None:
@@ -644,10 +643,7 @@ class MainWindow(QMainWindow):
 
     def _set_traced(self, neurons: list[tuple[str, int]]) -> None:
         self.vm.set_neurons(neurons)
-        vm: dict[str, tuple[int, ...]] = {}
-        for layer, idx in self.vm.neurons:
-            vm[layer] = (*vm.get(layer, ()), idx)
-        self._configure(vm_neurons=vm)
+        self._configure(vm_neurons=traced_by_layer(self.vm.neurons))
 
     # -- timers ----------------------------------------------------------------------------
     @Slot()

@@ -24,3 +24,16 @@ def raster_row_to_flat(
     if ch is not None and len(shape) == 3 and rows == shape[1] * shape[2]:
         return ch * shape[1] * shape[2] + row
     return None
+
+
+def add_traced(neurons: list[tuple[str, int]], layer: str, flat: int) -> list[tuple[str, int]]:
+    """``neurons`` with ``(layer, flat)`` traced last (moved there if it was traced already)."""
+    return [n for n in neurons if n != (layer, flat)] + [(layer, flat)]
+
+
+def traced_by_layer(neurons: list[tuple[str, int]]) -> dict[str, tuple[int, ...]]:
+    """Traced neurons as ``PipelineSettings.vm_neurons`` holds them: layer -> flat indices."""
+    out: dict[str, tuple[int, ...]] = {}
+    for layer, idx in neurons:
+        out[layer] = (*out.get(layer, ()), idx)
+    return out
