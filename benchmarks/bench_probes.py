@@ -8,7 +8,9 @@ Rows: ``off`` (``model.step`` with the raster taps' probe on every layer: spikes
 as the pipeline runs it), ``on`` (the same plus ``Analyzer.install`` and ``collect`` after
 each step), ``on, vm_every=N`` (the Vm histograms every N-th step only),
 ``on, vm_layers=L`` (the Vm statistics of layer ``L`` only: what a view showing one
-layer's histogram needs), ``on, vm_layers=[]`` (no Vm statistics: the rest's cost) and
+layer's histogram needs), ``on, vm_layers=[]`` (no Vm statistics: the rest's cost),
+``on, torch path`` (``compiled=False``: the torch/numpy path other devices take, which was the
+CPU's before the compiled kernels of ``dvsapp/snn/analysis/cpu_kernels.py``) and
 ``off again`` (after ``Analyzer.remove``: must equal ``off``). Each step is timed alone
 (median over ``--steps`` steps after a warm-up); the configurations alternate in blocks of
 50 steps so a shared machine's drift hits all of them. Wall time and the thread's CPU time
@@ -61,12 +63,14 @@ def main() -> None:
     sparse = Analyzer(model, shapes, torch.device("cpu"), vm_every=args.vm_every)
     one = Analyzer(model, shapes, torch.device("cpu"), vm_layers=[args.vm_layer])
     no_vm = Analyzer(model, shapes, torch.device("cpu"), vm_layers=[])
+    torch_path = Analyzer(model, shapes, torch.device("cpu"), compiled=False)
     configs = {
         "off": None,
         "on": every,
         f"on, vm_every={args.vm_every}": sparse,
         f"on, vm_layers={args.vm_layer}": one,
         "on, vm_layers=[]": no_vm,
+        "on, torch path": torch_path,
         "off again": None,
     }
     times: dict[str, list[float]] = {k: [] for k in configs}
@@ -74,7 +78,7 @@ def main() -> None:
     count = 0
     with torch.inference_mode():
         for _ in range(3):  # warm-up (fan-out maps, plans)
-            for an in (every, sparse, one, no_vm):
+            for an in (every, sparse, one, no_vm, torch_path):
                 an.install()
                 for i in range(20):
                     model.step(frames[i])

@@ -33,5 +33,8 @@ assert torches.count("torch") == 1, f"more than one torch: {torches}"
 bad = [n for n in torches if n.lower() in ("torchvision", "torchaudio") or n.lower().startswith("nvidia-")]
 assert not bad, f"a dependency pulled CUDA/torchvision wheels: {bad}"
 PYCHECK
+# The in-depth probes' compiled kernels: compiled once here (numba caches them beside the
+# source), not in the app's first in-depth view.
+"$VENV/bin/python" -c "from dvsapp.snn.analysis.cpu_kernels import warm_up; warm_up()"
 touch "$STAMP"
 echo "setup: done ($VENV)" >&2

@@ -3,7 +3,10 @@ histograms against numpy.histogram of the recorded Vm maps, channel activity aga
 recorded spike maps, synaptic operations and activation sparsity against the neurobench
 package (its metrics on the snnTorch original of the NeuroBench DVS Gesture network; its
 per-layer counter on our tdBN ResNet, whose folded convolutions its hooks cannot see), and a
-model stepping bit for bit as before once the probes are removed."""
+model stepping bit for bit as before once the probes are removed.
+
+Every test runs twice: with the compiled CPU kernels (numba, the default on a CPU) and with
+the torch/numpy path that other devices and dtypes take."""
 
 from __future__ import annotations
 
@@ -15,12 +18,31 @@ import numpy as np
 import pytest
 import torch
 
-from dvsapp.snn.analysis import Analyzer, vm_edges
+from dvsapp.snn.analysis import Analyzer as _Analyzer
+from dvsapp.snn.analysis import vm_edges
 from dvsapp.snn.analysis.records import NEAR_FRACTION
 from dvsapp.snn.base import ProbeSpec, SpikingModel
 from dvsapp.snn.registry import build_model, default_config
 
 torch.set_num_threads(1)
+
+_COMPILED = [True]
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["compiled", "torch"])
+def _path(request):
+    """Run the test with the compiled kernels, then without."""
+    if request.param:
+        pytest.importorskip("numba")
+    _COMPILED[0] = request.param
+    yield request.param
+    _COMPILED[0] = True
+
+
+def Analyzer(*args, **kwargs) -> _Analyzer:
+    """The analyzer on this run's path (:func:`_path`)."""
+    an = _Analyzer(*args, compiled=_COMPILED[0], **kwargs)
+    return an
 
 
 def _model(**overrides) -> SpikingModel:
@@ -306,7 +328,7 @@ def test_remove_restores_the_model_bit_for_bit():
     for n, lay in probed.spiking_layers().items():
         assert lay.probe is tap[n]
     for m in probed.modules():
-        assert not m._forward_pre_hooks and "step" not in m.__dict__
+        assert not m._forward_pre_hooks and "step" not in m.__dict__ and "forward" not in m.__dict__
     with torch.inference_mode():
         for x_t in x[3:]:
             assert torch.equal(probed.step(x_t), plain.step(x_t))

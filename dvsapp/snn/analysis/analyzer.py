@@ -49,7 +49,7 @@ from dvsapp.snn.analysis.records import (
     SynapticLayer,
     VmStats,
 )
-from dvsapp.snn.analysis.vm import VmPlan
+from dvsapp.snn.analysis.vm import VmPlan, _kernels
 from dvsapp.snn.base import ProbeSpec, SpikingModel, SpikingNeuron
 
 Apply = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -64,7 +64,10 @@ class _Synapse:
 
     name: str
     module: nn.Module
-    entry: str  # "step": an instance wrapper around module.step; "call": a forward pre-hook
+    #: "step": an instance wrapper around module.step (our stepped layers); "call": a
+    #: forward pre-hook (nn.Linear / nn.ConvNd, called as modules: an instance wrapper of
+    #: ``forward`` would outlive a ``copy.deepcopy`` of the module, as NeuroBench makes)
+    entry: str
     weight: Callable[[], torch.Tensor]
     apply: Apply
     x: torch.Tensor | None = None
@@ -74,11 +77,21 @@ class _Synapse:
     fanout: torch.Tensor | None = None  # m of :func:`factorise`, on the input's device
     channels: np.ndarray | None = None  # a of :func:`factorise` (float64, host)
     dense: float = 0.0  # per sample
-    handle: Any = None
     saved_step: Any = _MISSING
+    handle: Any = None
 
     def hook(self, _module: nn.Module, args: tuple[Any, ...]) -> None:
         self.x = args[0]
+
+
+def _keeping_input(syn: _Synapse, inner: Callable[..., Any]) -> Callable[..., Any]:
+    """``inner`` (a bound step) that first keeps its input in ``syn.x``."""
+
+    def call(x: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        syn.x = x
+        return inner(x, *args, **kwargs)
+
+    return call
 
 
 def _conv_apply(conv: nn.Module) -> Apply:
@@ -189,8 +202,12 @@ class Analyzer:
         device: torch.device,
         vm_every: int = 1,
         vm_layers: Collection[str] | None = None,
+        compiled: bool = True,
     ) -> None:
         self.model = model
+        #: On a CPU, compute with the compiled kernels (:mod:`.cpu_kernels`) where they
+        #: apply (float32; numba importable); False: the torch/numpy path everywhere.
+        self.compiled = compiled
         #: Vm statistics every this many collected steps (1: every step); on the steps
         #: between, ``StepAnalysis.vm`` is empty (the histograms are most of the cost).
         self.vm_every = max(1, int(vm_every))
@@ -242,19 +259,7 @@ class Analyzer:
                 syn.handle = syn.module.register_forward_pre_hook(syn.hook)
             else:
                 syn.saved_step = syn.module.__dict__.get("step", _MISSING)
-                inner = syn.module.step
-
-                def step(
-                    x: torch.Tensor,
-                    *args: Any,
-                    _syn: _Synapse = syn,
-                    _inner: Any = inner,
-                    **kwargs: Any,
-                ) -> Any:
-                    _syn.x = x
-                    return _inner(x, *args, **kwargs)
-
-                syn.module.__dict__["step"] = step
+                syn.module.__dict__["step"] = _keeping_input(syn, syn.module.step)
         self.reset()
 
     def remove(self) -> None:
@@ -313,42 +318,45 @@ class Analyzer:
         maps: list[torch.Tensor] = []
         recs: list[tuple[str, torch.Tensor]] = []
         src: dict[int, tuple[str, torch.Tensor | None]] = {}
+        rkey: list[tuple[Any, ...]] = []  # the layout's parts, gathered on the way
+        vkey: list[tuple[Any, ...]] = []
         for name, layer in self.layers.items():
             rec = layer.record
             if rec is None:
                 continue
-            if want_vm and rec.vm_stats is not None and (chosen is None or name in chosen):
+            vm = rec.vm_stats
+            if want_vm and vm is not None and (chosen is None or name in chosen):
                 vm_layers.append((name, layer))
-                maps.append(rec.vm_stats)
+                maps.append(vm)
+                vkey.append((name, vm.shape, layer.threshold, layer.threshold_scale))
             sp = rec.spikes
             if sp is not None:
                 recs.append((name, sp))
+                rkey.append((name, sp.shape, sp.dtype))
             if layer.o is not None:
                 src[id(layer.o)] = (name, sp)
         fresh = step_in_window <= 1
         syns: list[tuple[_Synapse, torch.Tensor, torch.Tensor, int]] = []
+        skey: list[tuple[Any, ...]] = []
         for syn in self._synapses:
             x = syn.x
             if x is None:
                 continue
             syn.x = None
-            fan = self._fanout(syn, x, fresh)
+            fan = syn.fanout  # the fan-out map of the step before, unless it is stale
+            if fresh or fan is None or x.shape != syn.xshape or syn.w._version != syn.ver:
+                fan = self._fanout(syn, x, fresh)
             # a spiking layer's output (0/1): 1, and 2 when it is that layer's recorded map
             source = src.get(id(x))
             kind = 0 if source is None else 1
             if kind and source[1] is not None and source[1].data_ptr() == x.data_ptr():
                 kind = 2
             syns.append((syn, x, fan, kind))
-        key = (
-            tuple((n, sp.shape, sp.dtype) for n, sp in recs),
-            tuple(
-                (id(s), id(fan), x.shape, x.dtype, kind, kind and src[id(x)][0])
-                for s, x, fan, kind in syns
-            ),
-        )
+            skey.append((id(syn), id(fan), x.shape, x.dtype, kind, kind and source[0]))
+        key = (tuple(rkey), tuple(skey))
         plan = self._plan if self._plan is not None and self._plan.key == key else None
         if plan is None:
-            plan = self._plan = _Plan(key, recs, syns, src, self._conv, self._numel)
+            plan = self._plan = _Plan(key, recs, syns, src, self._conv, self._numel, self.compiled)
             if plan.ch_key != self._ch_key:
                 self._ch_key, self._acc_all = plan.ch_key, None
         parts: list[torch.Tensor] = []
@@ -361,8 +369,13 @@ class Analyzer:
         wide = plan.wide
         vplan = None
         rest_len = 0
+        vm_host: tuple[np.ndarray, list[list[float]]] | None = None
         if maps:
-            vplan = self._vm_plan(vm_layers, maps)
+            vplan = self._vm_plan(vm_layers, maps, tuple(vkey))
+            if vplan.compiled and all(m.dtype == torch.float32 and m.is_contiguous() for m in maps):
+                vm_host = vplan.host_statistics(maps)
+                vplan = None
+        if vplan is not None:
             counts, *rest = vplan.reduce(maps)
             wide = wide or max(vplan.sizes) >= _EXACT32
             parts.append(counts.to(torch.float64 if wide else torch.float32))
@@ -380,6 +393,13 @@ class Analyzer:
             counts_host = fetched[at : at + n]
             rest_host = fetched[at + n : at + n + rest_len]
             _vm_stats(out, vm_layers, *vplan.unpack(counts_host, rest_host))
+        elif vm_host is not None:
+            counts, stats = vm_host
+            for (name, layer), c, (k, near, mu, sd, lo, hi) in zip(
+                vm_layers, counts, stats, strict=True
+            ):
+                thr = float(layer.effective_threshold)
+                out.vm[name] = VmStats(c, int(k), thr, near, mu, sd, lo, hi)
         return out
 
     @staticmethod
@@ -422,14 +442,29 @@ class Analyzer:
         torch one, and the figures are small)."""
         assert plan.numpy is not None
         blocks, alone = plan.numpy
-        for (_, sp), (weights, view) in zip(recs, blocks, strict=True):
-            flat = sp.numpy().reshape(view.shape[0], -1)  # a record's tensors are detached
-            np.matmul(flat, weights, out=view)
         host = plan.host
         assert host is not None
+        kernels = _kernels() if plan.kernel is not None else None
+        if kernels is not None:
+            layout, weights = plan.kernel  # type: ignore[misc]
+            # the plan's float32 CPU maps, contiguous (else copied), alive till it returns
+            maps = [sp if sp.is_contiguous() else sp.contiguous() for _, sp in recs]
+            addresses = np.array([sp.data_ptr() for sp in maps], dtype=np.int64)
+            kernels.block_sums(addresses, layout, weights, host)
+        else:
+            for (_, sp), (weights, view) in zip(recs, blocks, strict=True):
+                flat = sp.numpy().reshape(view.shape[0], -1)  # a record's tensors are detached
+                np.matmul(flat, weights, out=view)
         for k, view, flag in alone:
             _, x, _, kind = syns[k]
             nz = x.detach().numpy()
+            if kernels is not None and nz.dtype == np.float32:
+                d = kernels.input_counts(
+                    nz.reshape(view.shape[0], -1), plan.fans[k], view, not kind
+                )
+                if not kind:
+                    host[flag] = d
+                continue
             if not kind:  # NeuroBench's test: every value in {-1, 0, 1}
                 if nz.min() < -1 or nz.max() > 1:  # (event counts): not, at once
                     host[flag] = 1.0
@@ -442,35 +477,38 @@ class Analyzer:
                 nz = nz.astype(np.float32)
             np.matmul(nz.reshape(view.shape[0], -1), plan.fans[k], out=view)
 
-    def _vm_plan(self, layers: list[tuple[str, SpikingNeuron]], maps: list[torch.Tensor]) -> VmPlan:
-        key = (
-            tuple(
-                (n, m.numel(), lay.threshold, lay.effective_threshold)
-                for (n, lay), m in zip(layers, maps, strict=True)
-            ),
-            maps[0].device,
-            maps[0].dtype,
-        )
+    def _vm_plan(
+        self,
+        layers: list[tuple[str, SpikingNeuron]],
+        maps: list[torch.Tensor],
+        per_layer: tuple[tuple[Any, ...], ...],
+    ) -> VmPlan:
+        """The plan of these layers' maps; ``per_layer``: each one's name, map shape, base
+        threshold and threshold scale."""
+        key = (per_layer, maps[0].device, maps[0].dtype)
         if self._vplan_key != key:
             self._vplan = VmPlan(
                 [m.numel() for m in maps],
                 [lay.threshold for _, lay in layers],
                 [lay.effective_threshold for _, lay in layers],
                 maps[0],
+                self.compiled,
             )
             self._vplan_key = key
         assert self._vplan is not None
         return self._vplan
 
     def _unpack(self, step_in_window: int, plan: _Plan, host: np.ndarray) -> StepAnalysis:
+        restart = step_in_window <= 1 or step_in_window <= self._acc_steps or self._acc_all is None
+        self._acc_steps = step_in_window
+        kernels = _kernels() if self.compiled else None
+        if kernels is not None:
+            return self._unpack_compiled(kernels, step_in_window, restart, plan, host)
         out = StepAnalysis()
         if plan.entries:
             sums = host[plan.ch_idx].astype(np.float64).sum(0)
-            if step_in_window <= 1 or step_in_window <= self._acc_steps or self._acc_all is None:
-                self._acc_all = None
-            acc = sums if self._acc_all is None else self._acc_all + sums
+            acc = sums if restart or self._acc_all is None else self._acc_all + sums
             self._acc_all = acc
-            self._acc_steps = step_in_window
             rates = (sums / plan.plane).astype(np.float32)
             window = acc / (plan.plane * max(step_in_window, 1))
             # one reduceat segment per layer (1-D layers' totals included), then the conv ones
@@ -489,6 +527,50 @@ class Analyzer:
             for (name, dense, flag), n in zip(plan.synapses, ops, strict=True):
                 spiking = flag < 0 or host[flag] == 0.0  # a NaN distance is not 0
                 out.synops[name] = SynapticLayer(n, "AC" if spiking else "MAC", dense)
+        return out
+
+    def _unpack_compiled(
+        self, kernels: Any, step_in_window: int, restart: bool, plan: _Plan, host: np.ndarray
+    ) -> StepAnalysis:
+        """:meth:`_unpack`'s figures from one compiled call."""
+        out = StepAnalysis()
+        e = plan.entries
+        if self._acc_all is None or self._acc_all.size != e:
+            self._acc_all, restart = np.zeros(e), True
+        rates = np.empty(e, dtype=np.float32)
+        window = np.empty(e, dtype=np.float32)
+        k = len(plan.channels)
+        silent = np.empty(k, dtype=np.int64)
+        saturated = np.empty(k, dtype=np.int64)
+        ops = np.empty(len(plan.synapses))
+        total = kernels.step_figures(
+            host,
+            plan.ch_idx,
+            plan.plane,
+            self._acc_all,
+            restart,
+            step_in_window,
+            SATURATED_RATE,
+            plan.ch_start,
+            plan.ch_len,
+            plan.syn_idx,
+            plan.syn_w,
+            plan.syn_starts,
+            rates,
+            window,
+            silent,
+            saturated,
+            ops,
+        )
+        if e:
+            for (name, i, n), dead, full in zip(
+                plan.channels, silent.tolist(), saturated.tolist(), strict=True
+            ):
+                out.channels[name] = ChannelStats(rates[i : i + n], window[i : i + n], dead, full)
+            out.sparsity = (plan.neurons - total) / plan.neurons if plan.neurons else math.nan
+        for (name, dense, flag), n in zip(plan.synapses, ops.tolist(), strict=True):
+            spiking = flag < 0 or host[flag] == 0.0  # a NaN distance is not 0
+            out.synops[name] = SynapticLayer(n, "AC" if spiking else "MAC", dense)
         return out
 
 
@@ -511,6 +593,7 @@ class _Plan:
         src: Mapping[int, tuple[str, torch.Tensor | None]],
         conv: set[str],
         numel: Mapping[str, int],
+        compiled: bool = True,
     ) -> None:
         self.key = key
         batch = recs[0][1].shape[0] if recs else 1
@@ -605,11 +688,17 @@ class _Plan:
         self.syn_idx = np.concatenate(idx) if idx else np.zeros(0, np.intp)
         self.syn_w = np.concatenate(w) if w else np.zeros(0)
         self.syn_starts = np.array(syn_starts, dtype=np.intp)
+        #: per conv layer, its first entry and channel count (for the compiled kernels)
+        self.ch_start = np.array([i for _, i, _ in self.channels], dtype=np.intp)
+        self.ch_len = np.array([n for _, _, n in self.channels], dtype=np.intp)
         #: CPU float32 only: the host buffer the figures are written into, and per block
         #: (weights ``[P, 1 + k]`` or None, its view), per synapse alone (index, view, flag)
         self.host: np.ndarray | None = None
         self.numpy: tuple[list[Any], list[tuple[int, np.ndarray, int]]] | None = None
         self.fans: dict[int, np.ndarray] = {}
+        #: With the compiled kernels: the blocks' layout and their weights, flat
+        #: (:func:`.cpu_kernels.block_sums`).
+        self.kernel: tuple[np.ndarray, np.ndarray] | None = None
         tensors = [sp for _, sp in recs] + [t for _, x, fan, _ in syns for t in (x, fan)]
         if (
             all(t.device.type == "cpu" for t in tensors)
@@ -638,6 +727,20 @@ class _Plan:
                     self.fans[k] = fan.detach().numpy()
                     at += n
             self.host, self.numpy = host, (blocks, singles)
+            if compiled and _kernels() is not None:
+                # per block: rows, P, width, its weights' offset, its output's offset in host
+                layout, flat, at_w = [], [], 0
+                for w, view in blocks:
+                    wt = np.ascontiguousarray(w.reshape(w.shape[0], -1).T)  # [width, P]
+                    rows = view.shape[0]
+                    at_out = (view.__array_interface__["data"][0] - host.ctypes.data) // 4
+                    layout.append((rows, wt.shape[1], wt.shape[0], at_w, at_out))
+                    flat.append(wt.reshape(-1))
+                    at_w += wt.size
+                self.kernel = (
+                    np.array(layout, dtype=np.int64).reshape(-1, 5),
+                    np.concatenate(flat) if flat else np.zeros(0, dtype=np.float32),
+                )
 
 
 def _vm_stats(

@@ -36,7 +36,7 @@ def vm_edges(threshold: float) -> np.ndarray:
     return np.linspace(VM_LOW * scale, VM_HIGH * scale, VM_BINS + 1)
 
 
-@dataclass
+@dataclass(slots=True)
 class VmStats:
     """One spiking layer's membrane potentials at one step (after charging, before reset:
     the value compared with the threshold)."""
@@ -51,7 +51,7 @@ class VmStats:
     max: float
 
 
-@dataclass
+@dataclass(slots=True)
 class ChannelStats:
     """A conv spiking layer's ([C, H, W] map) channels at one step."""
 
@@ -61,7 +61,7 @@ class ChannelStats:
     saturated: int  # channels whose window_rates >= SATURATED_RATE
 
 
-@dataclass
+@dataclass(slots=True)
 class SynapticLayer:
     """One synaptic layer (conv or linear) at one step, as NeuroBench counts it: an input
     that is all 0/1 is spiking and each non-zero input costs one accumulate per synapse it

@@ -28,6 +28,7 @@ cost, so the kernel count is kept low.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -47,6 +48,22 @@ MIN_CHUNK = 64
 STRIPES = 8
 
 
+def _kernels() -> Any:
+    """:mod:`~dvsapp.snn.analysis.cpu_kernels`, or None when numba cannot be imported."""
+    global _KERNELS
+    if _KERNELS is False:
+        try:
+            from dvsapp.snn.analysis import cpu_kernels
+        except ImportError:
+            _KERNELS = None
+        else:
+            _KERNELS = cpu_kernels
+    return _KERNELS
+
+
+_KERNELS: object = False
+
+
 def vm_scale(threshold: float) -> float:
     """Bins per unit of Vm: ``VM_BINS / ((VM_HIGH - VM_LOW) * |threshold|)`` (a zero
     threshold bins over ``[VM_LOW, VM_HIGH]``, as :func:`~.records.vm_edges` does)."""
@@ -59,7 +76,12 @@ class VmPlan:
     thresholds share their kernels."""
 
     def __init__(
-        self, sizes: list[int], thresholds: list[float], now: list[float], like: torch.Tensor
+        self,
+        sizes: list[int],
+        thresholds: list[float],
+        now: list[float],
+        like: torch.Tensor,
+        compiled: bool = True,
     ) -> None:
         self.sizes = sizes
         n = len(sizes)
@@ -121,6 +143,54 @@ class VmPlan:
         self.rows = sum(sizes[:lead]) // chunk if lead else 0
         #: Per leading layer, its first row (for numpy.add.reduceat).
         self.row_starts = np.cumsum([0] + [s // chunk for s in sizes[:lead]])[:-1] if lead else []
+        #: On a CPU with float32 maps, :meth:`host_statistics` does it all in one compiled
+        #: call (:mod:`~dvsapp.snn.analysis.cpu_kernels`), when numba is there.
+        self.compiled = (
+            compiled
+            and like.device.type == "cpu"
+            and like.dtype == torch.float32
+            and _kernels() is not None
+        )
+        if self.compiled:
+            self._scale = np.array([vm_scale(t) for t in thresholds], np.float64)
+            self._now = np.array([float(x) for x in now], np.float64)
+            self._half = np.array(
+                [
+                    -1.0 if nb else NEAR_FRACTION * abs(float(x))
+                    for nb, x in zip(self.near_bins, now, strict=True)
+                ],
+                np.float64,
+            )
+            self._near_bins = np.array([nb or (-1, -1) for nb in self.near_bins], np.int64)
+            self._work = np.empty(max(sizes), dtype=np.int32)
+            self._sizes = np.array(sizes, dtype=np.int64)
+
+    def host_statistics(self, maps: list[torch.Tensor]) -> tuple[np.ndarray, list[list[float]]]:
+        """From CPU float32 maps in one compiled call (only when :attr:`compiled`): the
+        counts ``[layers, NBINS]`` and per layer [neurons, near fraction, mean, std, min,
+        max]."""
+        k = _kernels()
+        assert k is not None
+        n = len(self.sizes)
+        counts = np.empty((n, NBINS), dtype=np.int64)
+        stats = np.empty((n, 6), dtype=np.float64)
+        # contiguous float32 CPU maps of the plan's sizes (the caller checks), alive till the
+        # call returns
+        addresses = np.array([m.data_ptr() for m in maps], dtype=np.int64)
+        k.vm_statistics(
+            addresses,
+            self._sizes,
+            self._scale,
+            OFFSET,
+            self._now,
+            self._half,
+            self._near_bins,
+            NBINS,
+            counts,
+            stats,
+            self._work,
+        )
+        return counts, stats.tolist()
 
     def reduce(self, maps: list[torch.Tensor]) -> list[torch.Tensor]:
         """Device tensors (all float32 but the counts, int64), in this order: the counts
