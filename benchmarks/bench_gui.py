@@ -199,7 +199,7 @@ def main() -> int:
         probe.reset()
         win.max_tick_gap_s = 0.0
         win._last_tick = None
-        redraws0, seq0, steps0 = win.redraws, win.seq, pipe.stats().steps
+        redraws0, seq0, steps0, ticks0 = win.redraws, win.seq, pipe.stats().steps, win.ticks
         eps, rtf, lat = [], [], []
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < args.seconds:
@@ -226,6 +226,7 @@ def main() -> int:
     rows = [
         ("window redraws / s", f"{fps:.1f}", f">= {TARGET_FPS:.0f}", fps >= TARGET_FPS),
         ("slowest panel paints / s", f"{min(paints.values()):.1f}", "", None),
+        ("redraw-timer ticks / s", f"{(win.ticks - ticks0) / wall:.1f}", "", None),
         ("longest stall (ms)", f"{stall:.1f}", f"<= {TARGET_STALL_MS:.0f}", stall <= 100),
         ("redraw-timer gap max (ms)", f"{win.max_tick_gap_s * 1e3:.1f}", "", None),
         ("5 ms probe gap p99 (ms)", f"{np.percentile(gaps_ms, 99):.1f}", "", None),

@@ -8,7 +8,15 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QPen
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGraphicsItem,
+    QGraphicsScene,
+    QHBoxLayout,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from dvsapp.gui import theme
 from dvsapp.gui.widgets import ElidedLabel
@@ -40,6 +48,15 @@ def pen(colour: str | tuple[int, ...], style: str = "solid") -> QPen:
     return pg.mkPen(colour, width=1, style=_STYLES[style])
 
 
+def canvas() -> pg.GraphicsLayoutWidget:
+    """A panel's pyqtgraph canvas. Its scene keeps no item index: the items change their
+    bounds every frame, which makes Qt's default BSP index work on each redraw, and a
+    panel has too few items for an index to save anything."""
+    widget = pg.GraphicsLayoutWidget()
+    widget.scene().setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
+    return widget
+
+
 def style_plot(plot: pg.PlotItem, left: str = "", bottom: str = "") -> None:
     """Dark, readable axes; no mouse panning (the panels scroll on their own)."""
     for name in ("left", "bottom"):
@@ -47,6 +64,9 @@ def style_plot(plot: pg.PlotItem, left: str = "", bottom: str = "") -> None:
         ax.setPen(pg.mkPen(theme.MUTED, width=1))
         ax.setTextPen(pg.mkPen(theme.FOREGROUND, width=1))
         ax.enableAutoSIPrefix(False)
+        # Drawn once into a pixmap and blitted after (its text costs more than its plot's
+        # data): Qt repaints it only when its ticks change.
+        ax.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
     if left:
         plot.setLabel("left", left)
     if bottom:

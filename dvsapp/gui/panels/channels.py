@@ -19,6 +19,7 @@ from dvsapp.gui.panels.base import (
     STEP_AXIS,
     X_RANGE,
     Panel,
+    canvas,
     rgba_lut,
     show_codes,
     style_plot,
@@ -117,7 +118,7 @@ class ChannelPanel(Panel):
         self.layer_box = self.add_layer_box("the conv spiking layer whose channels are shown")
         self.layer_box.activated.connect(self.layer_chosen)
         self.stats_label = self.add_stats_line()
-        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas = canvas()
         self.canvas.ci.layout.setSpacing(4)
         self.canvas.ci.setContentsMargins(2, 2, 2, 2)
         self.body.addWidget(self.canvas, 1)

@@ -8,7 +8,7 @@ from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QCheckBox, QGraphicsRectItem, QWidget
 
 from dvsapp.gui import theme
-from dvsapp.gui.panels.base import Panel, pen, rgba_lut, show_codes
+from dvsapp.gui.panels.base import Panel, canvas, pen, rgba_lut, show_codes
 from dvsapp.gui.slots import note_slot
 from dvsapp.pipeline import ModelInfo, PipelineSettings, StepFrame
 
@@ -45,7 +45,7 @@ class EventView(Panel):
         self.accumulate.setToolTip("Show the events of the whole window so far, not one bin")
         self.accumulate.toggled.connect(self.set_accumulating)
         self.header.addWidget(self.accumulate)
-        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas = canvas()
         self.body.addWidget(self.canvas)
         self.view = self.canvas.addViewBox(lockAspect=True, enableMouse=False)
         self.view.invertY(True)  # origin top-left, as the events

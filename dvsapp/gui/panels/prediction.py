@@ -17,6 +17,7 @@ from dvsapp.gui.panels.base import (
     X_RANGE,
     X_STEPS,
     Panel,
+    canvas,
     pen,
     rgba_lut,
     show_codes,
@@ -115,7 +116,7 @@ class PredictionPanel(Panel):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas = canvas()
         self.canvas.ci.layout.setSpacing(2)
         self.body.addWidget(self.canvas)
         self.probs_plot = self.canvas.addPlot(row=0, col=0)

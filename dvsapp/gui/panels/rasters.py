@@ -15,6 +15,7 @@ from dvsapp.gui.panels.base import (
     STEP_AXIS,
     X_RANGE,
     Panel,
+    canvas,
     rgba_lut,
     show_codes,
     style_plot,
@@ -109,7 +110,7 @@ class RasterPanel(Panel):
         self.picker_menu = QMenu(self.picker)
         self.picker.setMenu(self.picker_menu)
         self.header.addWidget(self.picker)
-        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas = canvas()
         self.canvas.ci.layout.setSpacing(2)
         self.canvas.ci.setContentsMargins(2, 2, 2, 2)
         self.body.addWidget(self.canvas)

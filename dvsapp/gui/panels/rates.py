@@ -16,6 +16,7 @@ from dvsapp.gui.panels.base import (
     STEP_AXIS,
     X_RANGE,
     Panel,
+    canvas,
     pen,
     rgba_lut,
     show_codes,
@@ -59,7 +60,7 @@ class RatesPanel(Panel):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.hint_label.setText("log scale 1e-4 .. 1")
-        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas = canvas()
         self.body.addWidget(self.canvas)
         self.heat = self.canvas.addPlot(row=0, col=0)
         style_plot(self.heat, bottom=STEP_AXIS)

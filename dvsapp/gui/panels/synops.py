@@ -18,6 +18,7 @@ from dvsapp.gui.panels.base import (
     X_RANGE,
     X_STEPS,
     Panel,
+    canvas,
     pen,
     style_plot,
 )
@@ -79,7 +80,7 @@ class SynopsPanel(Panel):
         super().__init__(parent)
         self.hint_label.setText("log scale  ·  filled: effective, hollow: dense")
         self.stats_label = self.add_stats_line()
-        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas = canvas()
         self.canvas.ci.layout.setSpacing(2)
         self.canvas.ci.setContentsMargins(2, 2, 2, 2)
         self.body.addWidget(self.canvas, 1)

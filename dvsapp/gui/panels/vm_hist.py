@@ -20,6 +20,7 @@ from dvsapp.gui.panels.base import (
     X_RANGE,
     X_STEPS,
     Panel,
+    canvas,
     pen,
     rgba_lut,
     show_codes,
@@ -84,7 +85,7 @@ class VmHistogramPanel(Panel):
         self.layer_box = self.add_layer_box("the spiking layer whose membrane potentials are shown")
         self.layer_box.activated.connect(self.layer_chosen)
         self.stats_label = self.add_stats_line()
-        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas = canvas()
         self.canvas.ci.layout.setSpacing(2)
         self.canvas.ci.setContentsMargins(2, 2, 2, 2)
         self.body.addWidget(self.canvas, 1)

@@ -10,7 +10,16 @@ from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QPushButton, QWidget
 
 from dvsapp.gui import theme
-from dvsapp.gui.panels.base import HISTORY, STEP_AXIS, X_RANGE, X_STEPS, Panel, pen, style_plot
+from dvsapp.gui.panels.base import (
+    HISTORY,
+    STEP_AXIS,
+    X_RANGE,
+    X_STEPS,
+    Panel,
+    canvas,
+    pen,
+    style_plot,
+)
 from dvsapp.gui.ring import ColumnRing
 from dvsapp.gui.slots import note_slot
 from dvsapp.pipeline import ModelInfo, PipelineSettings, StepFrame
@@ -36,7 +45,7 @@ class VmPanel(Panel):
         self.clear_button = QPushButton("clear")
         self.clear_button.clicked.connect(self.clear_traces_clicked)
         self.header.addWidget(self.clear_button)
-        self.canvas = pg.GraphicsLayoutWidget()
+        self.canvas = canvas()
         self.body.addWidget(self.canvas)
         self.plot = self.canvas.addPlot()
         style_plot(self.plot, left="Vm", bottom=STEP_AXIS)
