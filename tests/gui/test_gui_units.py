@@ -108,3 +108,52 @@ def test_bridge_wakes_once_per_drain_and_on_the_gui_thread(qtbot) -> None:
     calls, off = slot_report()
     assert calls["MailboxBridge.note_frames_waiting"] == 2 and off == {}
     bridge.detach()
+
+
+def test_fixed_bounds_curve_draws_its_data_within_its_bounds(qtbot) -> None:
+    """The prediction panel's curves keep a fixed bounding rectangle (no nan-min/max per
+    frame): it must hold every point the curve draws, or Qt would leave stale pixels."""
+    import pyqtgraph as pg
+    from PySide6.QtCore import QRectF
+
+    from dvsapp.gui.panels.base import X_RANGE, X_STEPS, FixedBoundsCurve, canvas
+
+    widget = canvas()
+    qtbot.addWidget(widget)
+    plot = widget.addPlot()
+    curve = FixedBoundsCurve(QRectF(X_RANGE[0], 0, len(X_STEPS), 1), pen=pg.mkPen("w"))
+    plot.addItem(curve)
+    y = np.linspace(0.0, 1.0, X_STEPS.size)
+    y[::7] = np.nan
+    curve.setData(X_STEPS, y, connect="finite")
+    rect = curve.boundingRect()
+    assert rect.contains(curve.getPath().boundingRect())
+    assert curve.dataBounds(0) == (rect.left(), rect.right())
+    assert curve.dataBounds(1) == (rect.top(), rect.bottom())
+    widget.resize(300, 200)
+    widget.show()
+    qtbot.waitExposed(widget)
+    image = widget.grab().toImage()
+    lit = sum(  # the white curve's pixels on the dark background
+        image.pixelColor(x, yy).lightness() > 200
+        for x in range(0, image.width(), 3)
+        for yy in range(image.height())
+    )
+    assert lit > 20
+
+
+def test_raster_marks_are_hidden_until_a_row_is_traced(qtbot) -> None:
+    """An empty marker item is not painted at every redraw: hidden until a row is traced,
+    hidden again when none is."""
+    import pyqtgraph as pg
+
+    from dvsapp.gui.panels.rasters import LayerRaster
+
+    widget = pg.GraphicsLayoutWidget()
+    qtbot.addWidget(widget)
+    raster = LayerRaster("lif1", "#55aaff", widget.addPlot(), pg.LabelItem(""))
+    assert not raster.marks.isVisible()
+    raster.mark([(3, "#ff0000")])
+    assert raster.marks.isVisible() and raster.marks.data.size == 1
+    raster.mark([])
+    assert not raster.marks.isVisible()

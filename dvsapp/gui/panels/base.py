@@ -57,6 +57,26 @@ def canvas() -> pg.GraphicsLayoutWidget:
     return widget
 
 
+class FixedBoundsCurve(pg.PlotCurveItem):
+    """A curve whose data always lie in ``bounds`` (data coordinates; e.g. probabilities over
+    the step history): its bounding rectangle is that, not pyqtgraph's nan-min/max of the
+    data redone at every ``setData`` (a fifth of a curve's cost here)."""
+
+    def __init__(self, bounds: QRectF, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        pad_x, pad_y = 0.02 * bounds.width(), 0.02 * bounds.height()  # the pen's stroke
+        self._fixed = bounds.adjusted(-pad_x, -pad_y, pad_x, pad_y)
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(self._fixed)
+
+    def dataBounds(
+        self, ax: int, frac: float = 1.0, orthoRange: object = None
+    ) -> tuple[float, float]:
+        r = self._fixed
+        return (r.left(), r.right()) if ax == 0 else (r.top(), r.bottom())
+
+
 def style_plot(plot: pg.PlotItem, left: str = "", bottom: str = "") -> None:
     """Dark, readable axes; no mouse panning (the panels scroll on their own)."""
     for name in ("left", "bottom"):

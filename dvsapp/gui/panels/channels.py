@@ -137,6 +137,7 @@ class ChannelPanel(Panel):
         self.heat.addItem(self.strip)
         self.pick_mark = pg.ScatterPlotItem(pxMode=True, size=9, pen=None, symbol="t2")
         self.pick_mark.setZValue(20)
+        self.pick_mark.setVisible(False)
         self.heat.addItem(self.pick_mark)
         self.message = pg.TextItem("", color=theme.MUTED, anchor=(0.5, 0.5))
         self.message.setZValue(30)
@@ -252,6 +253,7 @@ class ChannelPanel(Panel):
         self._grid_at = 0.0
 
     def _set_pick_mark(self) -> None:
+        self.pick_mark.setVisible(self.picked is not None)  # hidden: not painted
         if self.picked is None:
             self.pick_mark.setData(x=[], y=[])
         else:

@@ -16,6 +16,7 @@ from dvsapp.gui.panels.base import (
     STEP_AXIS,
     X_RANGE,
     X_STEPS,
+    FixedBoundsCurve,
     Panel,
     canvas,
     pen,
@@ -179,7 +180,9 @@ class PredictionPanel(Panel):
             self.probs_plot.removeItem(c)
         self.curves = []
         for i in range(k):
-            curve = pg.PlotCurveItem(pen=pen(theme.colour(i)), connect="finite")
+            curve = FixedBoundsCurve(
+                QRectF(X_RANGE[0], 0, HISTORY, 1), pen=pen(theme.colour(i)), connect="finite"
+            )
             self.probs_plot.addItem(curve)
             self.curves.append(curve)
         self._ring = ColumnRing(max(k, 1), HISTORY, np.float32, np.nan)

@@ -46,6 +46,7 @@ class LayerRaster:
         #: colour (the Vm legend names the row and uses that colour)
         self.marks = pg.ScatterPlotItem(pxMode=True, size=9, pen=None)
         self.marks.setZValue(20)
+        self.marks.setVisible(False)
         plot.addItem(self.marks)
         self.mark_lines: list[pg.InfiniteLine] = []
         self.traced: list[tuple[int, str]] = []
@@ -62,6 +63,8 @@ class LayerRaster:
             symbol="t2",
             brush=[pg.mkBrush(c) for _, c in rows],
         )
+        # an empty scatter item is still painted with its raster at every redraw
+        self.marks.setVisible(bool(rows))
         for r, c in rows:
             faint = pg.mkColor(c)
             faint.setAlpha(MARK_LINE_ALPHA)
