@@ -64,9 +64,11 @@ REDRAW_MS = 16  # at most ~60 redraws per second
 #: Bins this short or shorter (e.g. N-MNIST's 1 ms) hold a handful of events each: unless the
 #: user chose, the event view accumulates over the window for such a model.
 SHORT_BIN_US = 5000
-#: While the pipeline falls behind real time, redraw at most ~30 times a second instead, so
+#: While the pipeline falls behind real time, redraw at most ~31 times a second instead, so
 #: the worker gets the CPU the GUI gives up (on a 2-core machine they share one core's worth).
-SLOW_REDRAW_MS = 33
+#: 32 ms, not 33: a tick that overruns its slot delays the next, and 33 ms (30.3/s nominal)
+#: gave 29.5-30.0 redraws/s, just under the 30 the app promises (docs/BENCHMARKS.md).
+SLOW_REDRAW_MS = 32
 STATS_MS = 250
 CHECKPOINT_FILTER = (
     "Models (*.safetensors *.nir);;dvsapp checkpoints (*.safetensors);;NIR graphs (*.nir);;"

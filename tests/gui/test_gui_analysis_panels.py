@@ -131,7 +131,7 @@ def test_vm_histogram_bars_follow_log_counts_and_the_marker_follows_the_threshol
     counts = np.zeros(VM_BINS + 2)
     counts[10], counts[40], counts[0], counts[-1] = 1000, 10, 100, 100
     panel.push(0, make_frame(0, StepAnalysis(vm={"fc1.lif": vm_stats(counts)})))
-    assert panel.curve.yData is None  # push only stores; render draws
+    assert panel.curve.yData is None or panel.curve.yData.size == 0  # render draws
     other = make_frame(0, StepAnalysis(vm={"fc1.lif": vm_stats(counts * 0 + 1)}))
     other.lane = 1
     panel.push(0, other)  # the compared model's step: not this panel's

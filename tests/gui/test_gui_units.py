@@ -157,3 +157,81 @@ def test_raster_marks_are_hidden_until_a_row_is_traced(qtbot) -> None:
     assert raster.marks.isVisible() and raster.marks.data.size == 1
     raster.mark([])
     assert not raster.marks.isVisible()
+
+
+def test_codes_image_draws_the_lut_colours_and_nothing_for_zero_words(qtbot) -> None:
+    """show_codes' images reach Qt as ARGB32 over the LUT's words: each code must come out
+    in its colour (red stays red: no byte-order swap), and an all-zero image draws nothing
+    (the background shows)."""
+    from PySide6.QtCore import QRectF
+
+    from dvsapp.gui.panels.base import CodesImage, canvas, rgba_lut, show_codes
+
+    widget = canvas()
+    qtbot.addWidget(widget)
+    view = widget.addViewBox()
+    view.setRange(QRectF(0, 0, 2, 2), padding=0)
+    item = CodesImage()
+    view.addItem(item)
+    colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [250, 200, 10]], np.uint8)
+    show_codes(item, np.array([[0, 1], [2, 3]], np.uint8), rgba_lut(colours), QRectF(0, 0, 2, 2))
+    widget.resize(200, 200)
+    widget.show()
+    qtbot.waitExposed(widget)
+    image = widget.grab().toImage()
+    w, h = image.width(), image.height()
+
+    def at(fx: float, fy: float) -> tuple[int, int, int]:
+        c = image.pixelColor(int(fx * w), int(fy * h))
+        return c.red(), c.green(), c.blue()
+
+    # row 0 of the image is y = 0, at the bottom of a ViewBox (y points up)
+    assert at(0.25, 0.75) == (255, 0, 0)
+    assert at(0.75, 0.75) == (0, 255, 0)
+    assert at(0.25, 0.25) == (0, 0, 255)
+    assert at(0.75, 0.25) == (250, 200, 10)
+    background = widget.backgroundBrush().color()
+    item.setImage(np.zeros((2, 2, 4), np.uint8))
+    image = widget.grab().toImage()
+    c = image.pixelColor(w // 2, h // 2)
+    assert (c.red(), c.green(), c.blue()) == (
+        background.red(), background.green(), background.blue(),
+    )  # fmt: skip
+
+
+def test_curve_bundle_draws_each_curve_in_its_pen_and_breaks_at_nan(qtbot) -> None:
+    """The prediction panel's one item for all class curves: each row in its own colour,
+    a NaN leaving a gap, and nothing after clear()."""
+    import pyqtgraph as pg
+    from PySide6.QtCore import QRectF
+
+    from dvsapp.gui.panels.base import CurveBundle, canvas
+
+    widget = canvas()
+    qtbot.addWidget(widget)
+    view = widget.addViewBox()
+    view.setRange(QRectF(0, 0, 10, 1), padding=0)
+    bundle = CurveBundle(QRectF(0, 0, 10, 1), [pg.mkPen("#ff0000"), pg.mkPen("#00ff00")])
+    view.addItem(bundle)
+    x = np.arange(11, dtype=np.float64)
+    ys = np.array([np.full(11, 0.25), np.full(11, 0.75)])
+    ys[1, 4:7] = np.nan
+    bundle.set_data(x, ys)
+    widget.resize(220, 200)
+    widget.show()
+    qtbot.waitExposed(widget)
+
+    def colours_in_column(fx: float) -> set[tuple[int, int, int]]:
+        image = widget.grab().toImage()
+        col = int(fx * image.width())
+        out = set()
+        for yy in range(image.height()):
+            c = image.pixelColor(col, yy)
+            out.add((c.red(), c.green(), c.blue()))
+        return out
+
+    assert {(255, 0, 0), (0, 255, 0)} <= colours_in_column(0.15)
+    mid = colours_in_column(0.52)  # x = 5.2: the green curve's gap
+    assert (255, 0, 0) in mid and (0, 255, 0) not in mid
+    bundle.clear()
+    assert not {(255, 0, 0), (0, 255, 0)} & colours_in_column(0.15)

@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QPen
+from PySide6.QtGui import QImage, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import (
     QComboBox,
     QGraphicsItem,
@@ -57,14 +57,30 @@ def canvas() -> pg.GraphicsLayoutWidget:
     return widget
 
 
+def set_item_text(item: pg.TextItem, text: str) -> None:
+    """``item.setText(text)`` unless it shows that already (setting it anew relays the text
+    out and repaints it at every redraw)."""
+    if item.textItem.toPlainText() != text:
+        item.setText(text)
+
+
 class FixedBoundsCurve(pg.PlotCurveItem):
     """A curve whose data always lie in ``bounds`` (data coordinates; e.g. probabilities over
     the step history): its bounding rectangle is that, not pyqtgraph's nan-min/max of the
     data redone at every ``setData`` (a fifth of a curve's cost here)."""
 
     def __init__(self, bounds: QRectF, **kwargs: object) -> None:
+        step_mode = kwargs.pop("stepMode", None)
         super().__init__(**kwargs)
+        # (pyqtgraph 0.14 rejects its own empty start data in step mode: set it after)
+        self.opts["stepMode"] = step_mode
+        self._fixed = QRectF()
+        self.set_bounds(bounds)
+
+    def set_bounds(self, bounds: QRectF) -> None:
+        """Where the data lie from now on."""
         pad_x, pad_y = 0.02 * bounds.width(), 0.02 * bounds.height()  # the pen's stroke
+        self.prepareGeometryChange()
         self._fixed = bounds.adjusted(-pad_x, -pad_y, pad_x, pad_y)
 
     def boundingRect(self) -> QRectF:
@@ -75,6 +91,37 @@ class FixedBoundsCurve(pg.PlotCurveItem):
     ) -> tuple[float, float]:
         r = self._fixed
         return (r.left(), r.right()) if ax == 0 else (r.top(), r.bottom())
+
+
+class CurveBundle(pg.GraphicsObject):
+    """Several curves over one x (e.g. every class's probability over the step history)
+    drawn by one item in one paint: eleven PlotCurveItems cost eleven items' bookkeeping at
+    every redraw. ``bounds``: where the data always lie (data coordinates); NaN breaks a
+    curve."""
+
+    def __init__(self, bounds: QRectF, pens: list[QPen]) -> None:
+        super().__init__()
+        pad_x, pad_y = 0.02 * bounds.width(), 0.02 * bounds.height()
+        self._bounds = bounds.adjusted(-pad_x, -pad_y, pad_x, pad_y)
+        self.pens = list(pens)
+        self.paths: list[QPainterPath] = []
+
+    def set_data(self, x: np.ndarray, ys: np.ndarray) -> None:
+        """``ys [curves, len(x)]``, one row per pen."""
+        self.paths = [pg.arrayToQPath(x, y, connect="finite") for y in ys]
+        self.update()
+
+    def clear(self) -> None:
+        self.paths = []
+        self.update()
+
+    def boundingRect(self) -> QRectF:
+        return QRectF(self._bounds)
+
+    def paint(self, painter: QPainter, *args: object) -> None:
+        for path, p in zip(self.paths, self.pens, strict=False):
+            painter.setPen(p)
+            painter.drawPath(path)
 
 
 def style_plot(plot: pg.PlotItem, left: str = "", bottom: str = "") -> None:
@@ -186,10 +233,30 @@ STEP_AXIS = "steps ago"
 
 
 def rgba_lut(rgb: np.ndarray) -> np.ndarray:
-    """uint8 [n, 3] colours -> uint32 [n] opaque RGBA words, for :func:`show_codes`."""
-    rgb = np.asarray(rgb, np.uint8)
-    rgba = np.concatenate([rgb, np.full((len(rgb), 1), 255, np.uint8)], axis=1)
-    return np.ascontiguousarray(rgba).view(np.uint32).reshape(-1)
+    """uint8 [n, 3] colours -> uint32 [n] opaque words ``0xFFRRGGBB`` (QImage's ARGB32 on
+    any byte order), for :func:`show_codes`."""
+    rgb = np.asarray(rgb, np.uint32).reshape(-1, 3)
+    return (0xFF000000 | (rgb[:, 0] << 16) | (rgb[:, 1] << 8) | rgb[:, 2]).astype(np.uint32)
+
+
+class CodesImage(pg.ImageItem):
+    """The image item of :func:`show_codes`: its ``[h, w, 4]`` uint8 image holds ARGB32
+    words (opaque, or all zero: nothing), which reach the painter as a premultiplied ARGB32
+    QImage over the same memory. That is the raster engine's own format: drawn without a
+    conversion, where pyqtgraph's RGBA8888 image was converted at every paint."""
+
+    def __init__(self) -> None:
+        super().__init__(axisOrder="row-major")
+
+    def render(self) -> None:
+        img = self.image
+        if img is None or img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 4:
+            super().render()
+            return
+        img = np.ascontiguousarray(img)
+        self.qimage = pg.functions.ndarray_to_qimage(img, QImage.Format.Format_ARGB32_Premultiplied)
+        self._renderRequired = False
+        self._unrenderable = False
 
 
 def show_codes(
@@ -198,11 +265,12 @@ def show_codes(
     """Draw uint8 ``codes`` through the RGBA ``lut`` (from :func:`rgba_lut`).
 
     The colours are looked up here (one ``np.take`` of 32-bit words) rather than by the
-    ImageItem: an RGBA image reaches the painter as a ready 32-bit QImage, while an 8-bit
-    indexed one is converted on every paint (about 5x slower to draw). No levels: nothing
-    is rescaled. ``rect``: where the image goes in data coordinates (ImageItem derives the
-    placement from the image's size, so it is set after the image).
+    ImageItem: a 32-bit image in the painter's own format reaches it ready
+    (:class:`CodesImage`), while an 8-bit indexed one is converted on every paint. No
+    levels: nothing is rescaled. ``rect``: where the image goes in data coordinates
+    (ImageItem derives the placement from the image's size, so it is set after the image).
     """
+    assert isinstance(item, CodesImage), "show_codes draws into a CodesImage"
     words = np.take(lut, codes)
     item.setImage(words.view(np.uint8).reshape(*codes.shape, 4), autoLevels=False, levels=None)
     if rect is not None:

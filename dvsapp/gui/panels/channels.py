@@ -18,9 +18,11 @@ from dvsapp.gui.panels.base import (
     HISTORY,
     STEP_AXIS,
     X_RANGE,
+    CodesImage,
     Panel,
     canvas,
     rgba_lut,
+    set_item_text,
     show_codes,
     style_plot,
 )
@@ -131,9 +133,9 @@ class ChannelPanel(Panel):
         self.heat.setXRange(X_RANGE[0], X_RANGE[1] + STRIP, padding=0)
         self.heat.getAxis("left").setWidth(28)
         self.heat.getAxis("bottom").setTicks([[(-200.0, "-200"), (-100.0, "-100"), (0.0, "0")]])
-        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image = CodesImage()
         self.heat.addItem(self.image)
-        self.strip = pg.ImageItem(axisOrder="row-major")
+        self.strip = CodesImage()
         self.heat.addItem(self.strip)
         self.pick_mark = pg.ScatterPlotItem(pxMode=True, size=9, pen=None, symbol="t2")
         self.pick_mark.setZValue(20)
@@ -146,7 +148,7 @@ class ChannelPanel(Panel):
         self.grid_vb = self.canvas.addViewBox(row=0, col=1, lockAspect=True, invertY=True)
         self.grid_vb.setMouseEnabled(x=False, y=False)
         self.grid_vb.setMenuEnabled(False)
-        self.grid_image = pg.ImageItem(axisOrder="row-major")
+        self.grid_image = CodesImage()
         self.grid_vb.addItem(self.grid_image)
         self.grid_note = pg.TextItem("", color=theme.MUTED, anchor=(0.5, 0))
         self.grid_note.setZValue(30)
@@ -346,11 +348,11 @@ class ChannelPanel(Panel):
             c = self.shape[0]
             if self.layer is None:
                 self.image.clear()
-                self.message.setText("no conv layers")
+                set_item_text(self.message, "no conv layers")
             else:
                 rect = QRectF(X_RANGE[0], 0, HISTORY, max(c, 1))
                 show_codes(self.image, self._ring.view(), self._lut, rect)
-                self.message.setText(OFF_TEXT if self.probes_off else "")
+                set_item_text(self.message, OFF_TEXT if self.probes_off else "")
         now = time.monotonic()
         if not self._grid_owed or now - self._grid_at < self.grid_period_s:
             return
@@ -366,17 +368,17 @@ class ChannelPanel(Panel):
         if c == 0:
             self.strip.clear()
             self.grid_image.clear()
-            self.grid_note.setText("")
+            set_item_text(self.grid_note, "")
             return
         status = self.rings(picked=False)
         strip = np.where(status == RING_OK, EMPTY, status).astype(np.uint8)[:, None]
         show_codes(self.strip, strip, self._lut, QRectF(X_RANGE[1], 0, STRIP, c))
         if self._acc is not None and self._acc_steps:
             codes = rate_codes(self._acc / float(self._acc_steps))
-            self.grid_note.setText("")
+            set_item_text(self.grid_note, "")
         else:
             codes = np.zeros(self.shape, np.uint8)
-            self.grid_note.setText("no spike maps" if self.layer else "")
+            set_item_text(self.grid_note, "no spike maps" if self.layer else "")
         img = tile_grid(codes, self.rings(), self.cols)
         show_codes(self.grid_image, img, self._lut, QRectF(0, 0, img.shape[1], img.shape[0]))
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Signal, Slot
 from PySide6.QtWidgets import QCheckBox, QGraphicsRectItem, QWidget
 
 from dvsapp.gui import theme
-from dvsapp.gui.panels.base import Panel, canvas, pen, rgba_lut, show_codes
+from dvsapp.gui.panels.base import CodesImage, Panel, canvas, pen, rgba_lut, show_codes
 from dvsapp.gui.slots import note_slot
 from dvsapp.pipeline import ModelInfo, PipelineSettings, StepFrame
 
@@ -49,7 +48,7 @@ class EventView(Panel):
         self.body.addWidget(self.canvas)
         self.view = self.canvas.addViewBox(lockAspect=True, enableMouse=False)
         self.view.invertY(True)  # origin top-left, as the events
-        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image = CodesImage()
         self._lut = rgba_lut(theme.event_lut())
         self.view.addItem(self.image)
         self.border = QGraphicsRectItem(0, 0, 1, 1)

@@ -16,7 +16,8 @@ from dvsapp.gui.panels.base import (
     STEP_AXIS,
     X_RANGE,
     X_STEPS,
-    FixedBoundsCurve,
+    CodesImage,
+    CurveBundle,
     Panel,
     canvas,
     pen,
@@ -135,7 +136,7 @@ class PredictionPanel(Panel):
         self.band_plot.getAxis("left").setTicks([[(0.5, "true")]])
         self.band_plot.getAxis("left").setWidth(self.probs_plot.getAxis("left").width())
         self.band_plot.setYRange(0, 1, padding=0)
-        self.band = pg.ImageItem(axisOrder="row-major")
+        self.band = CodesImage()
         self.band_plot.addItem(self.band)
         self.bars_plot = self.canvas.addPlot(row=0, col=1, rowspan=2)
         style_plot(self.bars_plot, bottom="now")
@@ -146,7 +147,9 @@ class PredictionPanel(Panel):
         self.canvas.ci.layout.setColumnStretchFactor(1, 1)
         self.bars = pg.BarGraphItem(x0=[], y=[], height=0.7, width=[])
         self.bars_plot.addItem(self.bars)
-        self.curves: list[pg.PlotCurveItem] = []
+        #: every class's probability over the history, one colour each
+        self.curves = CurveBundle(QRectF(X_RANGE[0], 0, HISTORY, 1), [])
+        self.probs_plot.addItem(self.curves)
         self.markers: deque[ExitMarker] = deque()
         self.class_names: list[str] = []
         self._ring: ColumnRing | None = None
@@ -176,15 +179,8 @@ class PredictionPanel(Panel):
         super().set_model(info, settings)
         self.class_names = list(info.class_names)
         k = len(self.class_names)
-        for c in self.curves:
-            self.probs_plot.removeItem(c)
-        self.curves = []
-        for i in range(k):
-            curve = FixedBoundsCurve(
-                QRectF(X_RANGE[0], 0, HISTORY, 1), pen=pen(theme.colour(i)), connect="finite"
-            )
-            self.probs_plot.addItem(curve)
-            self.curves.append(curve)
+        self.curves.pens = [pen(theme.colour(i)) for i in range(k)]
+        self.curves.clear()
         self._ring = ColumnRing(max(k, 1), HISTORY, np.float32, np.nan)
         self._band.clear()
         self._clear_markers()
@@ -215,8 +211,7 @@ class PredictionPanel(Panel):
         """Empty the bars and curves at once (no frame of the stream drawn now)."""
         self._probs = np.zeros(0, np.float32)
         self.bars.setOpts(x0=[], y=[], width=[], height=0.7, brushes=[])
-        for curve in self.curves:
-            curve.setData([], [])
+        self.curves.clear()
         self._dirty = False
 
     def set_binning_note(self, info: ModelInfo) -> None:
@@ -307,8 +302,7 @@ class PredictionPanel(Panel):
         self._dirty = False
         last = self._last_seq
         view = self._ring.view()
-        for i, curve in enumerate(self.curves):
-            curve.setData(X_STEPS, view[i], connect="finite")
+        self.curves.set_data(X_STEPS, view)
         while self.markers and self.markers[0].seq - last <= -HISTORY:
             self.markers.popleft().remove()
         self.group.setPos(-last, 0)

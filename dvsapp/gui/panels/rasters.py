@@ -14,6 +14,7 @@ from dvsapp.gui.panels.base import (
     HISTORY,
     STEP_AXIS,
     X_RANGE,
+    CodesImage,
     Panel,
     canvas,
     rgba_lut,
@@ -36,7 +37,7 @@ class LayerRaster:
         self.name = name
         self.plot = plot
         self.label = label
-        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image = CodesImage()
         self.lut = rgba_lut(theme.raster_lut(colour))
         plot.addItem(self.image)
         self.ring: ColumnRing | None = None

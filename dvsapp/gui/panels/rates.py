@@ -15,6 +15,7 @@ from dvsapp.gui.panels.base import (
     HISTORY,
     STEP_AXIS,
     X_RANGE,
+    CodesImage,
     Panel,
     canvas,
     pen,
@@ -66,7 +67,7 @@ class RatesPanel(Panel):
         style_plot(self.heat, bottom=STEP_AXIS)
         self.heat.invertY(True)
         self.heat.setXRange(*X_RANGE, padding=0)
-        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image = CodesImage()
         self._lut = rgba_lut(theme.heat_lut())
         self.heat.addItem(self.image)
         self.bars_plot = self.canvas.addPlot(row=0, col=1)

@@ -20,6 +20,7 @@ from dvsapp.gui.panels.base import (
     Panel,
     canvas,
     pen,
+    set_item_text,
     style_plot,
 )
 from dvsapp.gui.ring import ColumnRing
@@ -240,11 +241,11 @@ class SynopsPanel(Panel):
             [[(last, f"Σ {si(10.0**last)}")] if np.isfinite(last) else []]
         )
         if self.info is not None and not self.layers:
-            self.message.setText("no synaptic layers")
+            set_item_text(self.message, "no synaptic layers")
         elif self.analysis is None:
-            self.message.setText(OFF_TEXT if self.probes_off else "waiting for a step")
+            set_item_text(self.message, OFF_TEXT if self.probes_off else "waiting for a step")
         else:
-            self.message.setText(OFF_TEXT if self.probes_off else "")
+            set_item_text(self.message, OFF_TEXT if self.probes_off else "")
         text = self.totals_text()
         if text != self.stats_label.text():
             self.stats_label.setText(text)

@@ -19,10 +19,13 @@ from dvsapp.gui.panels.base import (
     STEP_AXIS,
     X_RANGE,
     X_STEPS,
+    CodesImage,
+    FixedBoundsCurve,
     Panel,
     canvas,
     pen,
     rgba_lut,
+    set_item_text,
     show_codes,
     style_plot,
 )
@@ -96,8 +99,13 @@ class VmHistogramPanel(Panel):
         self.hist.getAxis("bottom").setStyle(hideOverlappingLabels=False)
         self.hist.setContentsMargins(0, 0, 10, 0)
         self.hist.getAxis("left").setWidth(38)
-        self.curve = pg.PlotDataItem(
-            stepMode="center", fillLevel=BASE, brush=pg.mkBrush(BAR_COLOUR), pen=None
+        # (fixed bounds: the bins' span times the count axis, set by _layout_axes)
+        self.curve = FixedBoundsCurve(
+            QRectF(0, 0, 1, 1),
+            stepMode="center",
+            fillLevel=BASE,
+            brush=pg.mkBrush(BAR_COLOUR),
+            pen=None,
         )
         self.hist.addItem(self.curve)
         self.ends = pg.BarGraphItem(x=[], height=[], width=1.0, y0=BASE)
@@ -123,9 +131,10 @@ class VmHistogramPanel(Panel):
         style_plot(self.heat, bottom=STEP_AXIS)
         self.heat.getAxis("left").setWidth(38)
         self.heat.setXRange(*X_RANGE, padding=0)
-        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image = CodesImage()
         self.heat.addItem(self.image)
-        self.heat_threshold = self.heat.plot(pen=pen(THRESHOLD_COLOUR))
+        self.heat_threshold = FixedBoundsCurve(QRectF(0, 0, 1, 1), pen=pen(THRESHOLD_COLOUR))
+        self.heat.addItem(self.heat_threshold)
         self.heat_threshold.setZValue(10)
         self.heat_edges = [
             pg.InfiniteLine(angle=0, movable=False, pen=pen(theme.MUTED, "dot")) for _ in range(2)
@@ -217,6 +226,9 @@ class VmHistogramPanel(Panel):
         # the heatmap's rows: under, the inner bins, over, each one bin high
         self.heat.setYRange(e[0] - w, e[-1] + w, padding=0)
         self.heat.getAxis("left").setTicks([[(k * theta, f"{k * theta:.3g}") for k in (-2, 0, 2)]])
+        self.heat_threshold.set_bounds(  # it is clipped to the heatmap's rows
+            QRectF(X_RANGE[0], float(e[0] - w), HISTORY, float(e[-1] - e[0] + 2 * w))
+        )
         self.heat_edges[0].setPos(float(e[0]))
         self.heat_edges[1].setPos(float(e[-1]))
         self._top = 0.0
@@ -230,6 +242,8 @@ class VmHistogramPanel(Panel):
             return
         self._top = top
         self.hist.setYRange(BASE, top + 0.15, padding=0)
+        e = self.edges
+        self.curve.set_bounds(QRectF(float(e[0]), BASE, float(e[-1] - e[0]), top + 0.15 - BASE))
         exps = list(range(0, math.floor(top + 1e-9) + 1))
         if len(exps) > 4:
             exps = [x for x in exps if (exps[-1] - x) % 2 == 0]
@@ -303,10 +317,10 @@ class VmHistogramPanel(Panel):
         self.heat_threshold.setData(X_STEPS, np.clip(thr, e[0] - w, e[-1] + w), connect="finite")
         s = None if self.probes_off else self.stats
         if s is None:
-            self.curve.setData([], [])
+            self.curve.clear()
             self.ends.setOpts(x=[], height=[], width=w, y0=BASE)
             self.marker.setVisible(False)
-            self.message.setText(OFF_TEXT if self.probes_off else "")
+            set_item_text(self.message, OFF_TEXT if self.probes_off else "")
         else:
             if s.neurons != self._neurons:
                 self._neurons = s.neurons
@@ -325,4 +339,4 @@ class VmHistogramPanel(Panel):
             lo, hi = self.hist.viewRange()[0]
             self.marker.setPos(float(np.clip(s.threshold_now, lo, hi)))
             self.marker.setVisible(True)
-            self.message.setText("")
+            set_item_text(self.message, "")
