@@ -196,7 +196,8 @@ def run(
     ``export``: a Parquet file with one row per step and model
     (:mod:`dvsapp.session.export`), checked writable before anything runs. Each way a
     recording differs from a model's training data (:mod:`dvsapp.advisories`) is one
-    ``dvsapp: warning:`` line on ``warn`` (default stderr) before its windows. Bad input raises a :class:`DvsappError` (the CLI prints it, exits 2).
+    ``dvsapp: warning:`` line on ``warn`` (default stderr) before its windows. Bad input
+    raises a :class:`DvsappError` (the CLI prints it, exits 2).
     """
     out = sys.stdout if out is None else out
     warn = sys.stderr if warn is None else warn
