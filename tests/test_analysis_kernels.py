@@ -100,3 +100,48 @@ def test_compiled_and_torch_paths_give_the_same_figures():
                 np.testing.assert_array_equal(g.window_rates, r.window_rates)
                 assert (g.silent, g.saturated) == (r.silent, r.saturated)
     assert kinds == {"AC", "MAC"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "resnet_small_synth",
+        "vgg_small_synth",
+        "snntorch_dvs_gesture",
+        "cnn_sinabs_nmnist",
+    ],
+)
+def test_every_shipped_family_takes_the_compiled_path_with_the_same_figures(name):
+    """A BNTT VGG and two graph models (NIR imports) as well as the tdBN ResNet: the
+    compiled route is taken (no silent fallback) and gives the torch path's figures."""
+    from pathlib import Path
+
+    from dvsapp.snn.base import ProbeSpec
+    from dvsapp.snn.checkpoint import load_checkpoint
+
+    path = Path(__file__).resolve().parents[1] / "models" / f"{name}.safetensors"
+    fast_model, slow_model = (load_checkpoint(path).model.eval() for _ in range(2))
+    cfg = load_checkpoint(path).config
+    x = _frames(6, (cfg.in_channels, *cfg.input_size), rate=0.4, seed=12)
+    for m in (fast_model, slow_model):
+        m.set_probes(ProbeSpec(spikes=True, vm=False))
+    shapes = _shapes(fast_model, x[0])
+    fast = Analyzer(fast_model, shapes, torch.device("cpu"), compiled=True)
+    slow = Analyzer(slow_model, shapes, torch.device("cpu"), compiled=False)
+    fast.install()
+    slow.install()
+    with torch.inference_mode():
+        for t, x_t in enumerate(x):
+            fast_model.step(x_t)
+            slow_model.step(x_t)
+            got, ref = fast.collect(t % 3 + 1), slow.collect(t % 3 + 1)
+            assert fast._plan.kernel is not None and fast._vplan.compiled
+            assert got.synops == ref.synops
+            assert got.sparsity == pytest.approx(ref.sparsity, abs=1e-12)
+            assert set(got.vm) == set(ref.vm) and set(got.channels) == set(ref.channels)
+            for layer, r in ref.vm.items():
+                assert np.abs(got.vm[layer].counts - r.counts).sum() <= 2, layer
+                assert (got.vm[layer].min, got.vm[layer].max) == (r.min, r.max)
+            for layer, r in ref.channels.items():
+                np.testing.assert_array_equal(got.channels[layer].window_rates, r.window_rates)
+                assert got.channels[layer].silent == r.silent
