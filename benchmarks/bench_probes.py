@@ -16,7 +16,11 @@ CPU's before the compiled kernels of ``dvsapp/snn/analysis/cpu_kernels.py``) and
 50 steps so a shared machine's drift hits all of them. Wall time and the thread's CPU time
 (``time.thread_time``: what a loaded machine's waiting does not inflate) are both medians;
 ``extra`` is the difference from ``off``. A median hides ``vm_every``'s one step in N, so
-the last column is the extra CPU time's mean (outliers above the 99th percentile cut).
+the "CPU mean extra" column is the extra CPU time's mean (outliers above the 99th
+percentile cut). The last two columns split the wall time: the model step (slower with the
+probes on: their taps, and a step run right after other work finds colder caches) and
+``collect`` alone. ``--breakdown`` then times ``collect`` of the "on" analyzer with the
+compiled kernels replaced by no-ops: what is left is its Python.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--vm-every", type=int, default=8)
     ap.add_argument("--vm-layer", default="lif1", help="the vm_layers row's layer")
+    ap.add_argument(
+        "--breakdown", action="store_true", help="also time collect's Python without its kernels"
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     model = load_checkpoint(ROOT / "models" / "resnet_small_synth.safetensors").model.eval()
@@ -75,6 +82,7 @@ def main() -> None:
     }
     times: dict[str, list[float]] = {k: [] for k in configs}
     cpu: dict[str, list[float]] = {k: [] for k in configs}
+    steps: dict[str, list[float]] = {k: [] for k in configs}
     count = 0
     with torch.inference_mode():
         for _ in range(3):  # warm-up (fan-out maps, plans)
@@ -94,13 +102,20 @@ def main() -> None:
                     count += 1
                     c0, t0 = time.thread_time(), time.perf_counter()
                     model.step(x)
+                    t1 = time.perf_counter()
                     if an is not None:
                         an.collect(count % 16 + 1)
                     times[name].append(time.perf_counter() - t0)
+                    steps[name].append(t1 - t0)
                     cpu[name].append(time.thread_time() - c0)
                 if an is not None:
                     an.remove()
     med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    med_step = {k: statistics.median(v) * 1e3 for k, v in steps.items()}
+    med_collect = {
+        k: statistics.median([t - s for t, s in zip(times[k], steps[k], strict=True)]) * 1e3
+        for k in times
+    }
     med_cpu = {k: statistics.median(v) * 1e3 for k, v in cpu.items()}
 
     def trimmed_mean(v: list[float]) -> float:
@@ -115,14 +130,50 @@ def main() -> None:
     )
     print(
         f"{'configuration':<24} {'wall ms/step':>13} {'extra':>8} {'CPU ms/step':>12} {'extra':>8}"
-        f" {'CPU mean extra':>15}"
+        f" {'CPU mean extra':>15} {'step ms':>8} {'collect ms':>11}"
     )
     for name, m in med.items():
         c = med_cpu[name]
         print(
             f"{name:<24} {m:>13.3f} {m - med['off']:>+8.3f} {c:>12.3f} {c - med_cpu['off']:>+8.3f}"
-            f" {mean_cpu[name] - mean_cpu['off']:>+15.3f}"
+            f" {mean_cpu[name] - mean_cpu['off']:>+15.3f} {med_step[name]:>8.3f}"
+            f" {med_collect[name]:>11.3f}"
         )
+    if args.breakdown:
+        breakdown(model, every, frames, args.steps)
+
+
+def breakdown(model: torch.nn.Module, an: Analyzer, frames: torch.Tensor, n: int) -> None:
+    """``collect`` of ``an`` alone, then with the compiled kernels as no-ops (its Python)."""
+    from dvsapp.snn.analysis import cpu_kernels
+
+    names = ("vm_statistics", "block_sums", "input_counts", "step_figures")
+    real = {k: getattr(cpu_kernels, k) for k in names}
+
+    def timed() -> float:
+        out = []
+        for i in range(n):
+            model.step(frames[i % len(frames)])
+            t0 = time.perf_counter()
+            an.collect(i % 16 + 2)  # never a window's first step: the steady state
+            out.append(time.perf_counter() - t0)
+        return statistics.median(out) * 1e3
+
+    an.install()
+    try:
+        with torch.inference_mode():
+            whole = timed()
+            for k in names:
+                setattr(cpu_kernels, k, lambda *a: 0.0)
+            python = timed()
+    finally:
+        for k, f in real.items():
+            setattr(cpu_kernels, k, f)
+        an.remove()
+    print(
+        f"collect alone {whole:.3f} ms: its Python {python:.3f} ms, "
+        f"the compiled kernels {whole - python:.3f} ms"
+    )
 
 
 if __name__ == "__main__":
