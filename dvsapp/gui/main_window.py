@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -70,6 +71,9 @@ SHORT_BIN_US = 5000
 #: gave 29.5-30.0 redraws/s, just under the 30 the app promises (docs/BENCHMARKS.md).
 SLOW_REDRAW_MS = 32
 STATS_MS = 250
+#: When the in-depth probes' kernels start loading in the background (0.7 s, mostly holding
+#: the GIL): after the first frames, before a user is likely to open an in-depth tab.
+PRELOAD_KERNELS_MS = 1500
 CHECKPOINT_FILTER = (
     "Models (*.safetensors *.nir);;dvsapp checkpoints (*.safetensors);;NIR graphs (*.nir);;"
     "All files (*)"
@@ -80,6 +84,13 @@ RECORDING_FILTER = (
     "Event recordings (*.aedat4 *.aedat *.aedat3 *.dat *.raw *.bin *.npy *.npz);;All files (*)"
 )
 VIDEO_FILTER = "Videos (*.avi *.mp4 *.mkv *.mov *.webm *.mpg);;All files (*)"
+
+
+def preload_kernels() -> None:
+    """Load the in-depth probes' compiled kernels in a background thread."""
+    from dvsapp.snn.analysis.vm import load_kernels
+
+    threading.Thread(target=load_kernels, name="dvsapp-kernels", daemon=True).start()
 
 
 class MainWindow(QMainWindow):
@@ -274,6 +285,9 @@ class MainWindow(QMainWindow):
         self._guard(self.pipeline.start)
         self.sync_analysis()
         self.rescan_cameras()
+        # The in-depth probes' compiled kernels load in the background once the stream runs,
+        # not in the worker when an in-depth tab or a compared model first needs them.
+        QTimer.singleShot(PRELOAD_KERNELS_MS, preload_kernels)
 
     def shutdown(self) -> None:
         """Stop the timers and the worker (joins it); safe to call twice."""
@@ -282,6 +296,9 @@ class MainWindow(QMainWindow):
         self._closed = True
         self.redraw_timer.stop()
         self.stats_timer.stop()
+        # the tabs emit currentChanged while Qt deletes them, after the window's Python
+        # side may be gone (a window dropped without ending the process)
+        self.tabs.currentChanged.disconnect(self.tab_shown)
         self.outputs.stop_all()
         self.bridge.detach()
         self._guard(self.pipeline.stop)

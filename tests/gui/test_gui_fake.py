@@ -242,3 +242,21 @@ def test_prediction_names_and_true_label(fake, qtbot) -> None:
     assert "true:" in win.prediction.hint_label.text()
     ticks = win.prediction.bars_plot.getAxis("left")._tickLevels[0]
     assert [t[1] for t in ticks] == CLASSES
+
+
+def test_the_window_loads_the_probe_kernels_in_the_background(qtbot, monkeypatch) -> None:
+    """The in-depth probes' compiled kernels are loaded soon after the window starts (a
+    thread, not the worker at the first in-depth view). The stand-in pipeline never probes,
+    so only the window's own preload can load them."""
+    pytest.importorskip("numba")
+    from dvsapp.gui import main_window
+    from dvsapp.snn.analysis import vm
+
+    monkeypatch.setattr(vm, "_KERNELS", False)  # as in a fresh process
+    monkeypatch.setattr(main_window, "PRELOAD_KERNELS_MS", 100)
+    pipe = FakePipeline(PipelineSettings(recording=DEMO))
+    win = make_window(qtbot, pipe, start=True)
+    qtbot.waitUntil(lambda: vm._KERNELS is not False, timeout=10_000)
+    assert vm._KERNELS is not None
+    assert vm._KERNELS.__name__ == "dvsapp.snn.analysis.cpu_kernels"
+    win.close()
