@@ -49,7 +49,7 @@ from dvsapp.snn.analysis.records import (
     SynapticLayer,
     VmStats,
 )
-from dvsapp.snn.analysis.vm import VmPlan, _kernels
+from dvsapp.snn.analysis.vm import VmPlan, compiled_kernels
 from dvsapp.snn.base import ProbeSpec, SpikingModel, SpikingNeuron
 
 Apply = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -444,7 +444,7 @@ class Analyzer:
         blocks, alone = plan.numpy
         host = plan.host
         assert host is not None
-        kernels = _kernels() if plan.kernel is not None else None
+        kernels = compiled_kernels() if plan.kernel is not None else None
         if kernels is not None:
             layout, weights = plan.kernel  # type: ignore[misc]
             # the plan's float32 CPU maps, contiguous (else copied), alive till it returns
@@ -501,7 +501,7 @@ class Analyzer:
     def _unpack(self, step_in_window: int, plan: _Plan, host: np.ndarray) -> StepAnalysis:
         restart = step_in_window <= 1 or step_in_window <= self._acc_steps or self._acc_all is None
         self._acc_steps = step_in_window
-        kernels = _kernels() if self.compiled else None
+        kernels = compiled_kernels() if self.compiled else None
         if kernels is not None:
             return self._unpack_compiled(kernels, step_in_window, restart, plan, host)
         out = StepAnalysis()
@@ -727,7 +727,7 @@ class _Plan:
                     self.fans[k] = fan.detach().numpy()
                     at += n
             self.host, self.numpy = host, (blocks, singles)
-            if compiled and _kernels() is not None:
+            if compiled and compiled_kernels() is not None:
                 # per block: rows, P, width, its weights' offset, its output's offset in host
                 layout, flat, at_w = [], [], 0
                 for w, view in blocks:

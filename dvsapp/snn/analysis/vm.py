@@ -48,7 +48,7 @@ MIN_CHUNK = 64
 STRIPES = 8
 
 
-def _kernels() -> Any:
+def compiled_kernels() -> Any:
     """:mod:`~dvsapp.snn.analysis.cpu_kernels`, or None when numba cannot be imported."""
     global _KERNELS
     if _KERNELS is False:
@@ -68,7 +68,7 @@ def load_kernels() -> bool:
     """Import the compiled kernels and load them from numba's cache (compiling them when the
     cache is cold); True when they are there. About 0.7 s on a 2-core machine: the app calls
     this in a background thread at start, so a first in-depth view does not pay it."""
-    k = _kernels()
+    k = compiled_kernels()
     if k is None:
         return False
     k.warm_up()
@@ -160,7 +160,7 @@ class VmPlan:
             compiled
             and like.device.type == "cpu"
             and like.dtype == torch.float32
-            and _kernels() is not None
+            and compiled_kernels() is not None
         )
         if self.compiled:
             self._scale = np.array([vm_scale(t) for t in thresholds], np.float64)
@@ -180,7 +180,7 @@ class VmPlan:
         """From CPU float32 maps in one compiled call (only when :attr:`compiled`): the
         counts ``[layers, NBINS]`` and per layer [neurons, near fraction, mean, std, min,
         max]."""
-        k = _kernels()
+        k = compiled_kernels()
         assert k is not None
         n = len(self.sizes)
         counts = np.empty((n, NBINS), dtype=np.int64)
