@@ -20,7 +20,10 @@ the "CPU mean extra" column is the extra CPU time's mean (outliers above the 99t
 percentile cut). The last two columns split the wall time: the model step (slower with the
 probes on: their taps, and a step run right after other work finds colder caches) and
 ``collect`` alone. ``--breakdown`` then times ``collect`` of the "on" analyzer with the
-compiled kernels replaced by no-ops: what is left is its Python.
+compiled kernels replaced by no-ops: what is left is its Python. ``--first-use`` times, each
+in a fresh process, importing numba, loading the kernels from numba's cache, and a
+session's first ``collect`` cold and after the app's background preload
+(``dvsapp.snn.analysis.vm.load_kernels``).
 """
 
 from __future__ import annotations
@@ -50,7 +53,11 @@ def main() -> None:
     ap.add_argument(
         "--breakdown", action="store_true", help="also time collect's Python without its kernels"
     )
+    ap.add_argument("--first-use", action="store_true", help="only the first-use costs")
     args = ap.parse_args()
+    if args.first_use:
+        first_use()
+        return
     torch.set_num_threads(args.threads)
     model = load_checkpoint(ROOT / "models" / "resnet_small_synth.safetensors").model.eval()
     g = torch.Generator().manual_seed(0)
@@ -174,6 +181,66 @@ def breakdown(model: torch.nn.Module, an: Analyzer, frames: torch.Tensor, n: int
         f"collect alone {whole:.3f} ms: its Python {python:.3f} ms, "
         f"the compiled kernels {whole - python:.3f} ms"
     )
+
+
+_FIRST_COLLECT = """
+import sys, threading, time, torch
+from pathlib import Path
+from dvsapp.snn.base import ProbeSpec
+from dvsapp.snn.checkpoint import load_checkpoint
+torch.set_num_threads(1)
+model = load_checkpoint(Path(sys.argv[1])).model.eval()
+frames = torch.zeros(2, 1, 2, 64, 64)
+for layer in model.spiking_layers().values():
+    layer.probe = ProbeSpec(spikes=True, vm=False)
+with torch.inference_mode():
+    model.step(frames[0])
+shapes = {n: tuple(l.record.spikes.shape[1:]) for n, l in model.spiking_layers().items()}
+if sys.argv[2] == "preloaded":
+    from dvsapp.snn.analysis.vm import load_kernels
+    t = threading.Thread(target=load_kernels)
+    t.start()
+    t.join()
+from dvsapp.snn.analysis import Analyzer
+an = Analyzer(model, shapes, torch.device("cpu"))
+an.install()
+with torch.inference_mode():
+    model.step(frames[1])
+    t0 = time.perf_counter()
+    an.collect(1)
+print(time.perf_counter() - t0)
+"""
+
+_LOAD = """
+import time, torch
+t0 = time.perf_counter()
+import numba
+t1 = time.perf_counter()
+from dvsapp.snn.analysis import cpu_kernels
+t2 = time.perf_counter()
+cpu_kernels.warm_up()
+print(t1 - t0, time.perf_counter() - t2)
+"""
+
+
+def first_use() -> None:
+    """What a session pays once, each part in a fresh process (torch already imported, as
+    in the app)."""
+    import subprocess
+    import sys
+
+    def run(code: str, *argv: str) -> list[float]:
+        out = subprocess.run(
+            [sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True
+        )
+        return [float(v) for v in out.stdout.split()]
+
+    numba_s, kernels_s = run(_LOAD)
+    ckpt = str(ROOT / "models" / "resnet_small_synth.safetensors")
+    (cold,) = run(_FIRST_COLLECT, ckpt, "cold")
+    (pre,) = run(_FIRST_COLLECT, ckpt, "preloaded")
+    print(f"import numba {numba_s:.3f} s, load the cached kernels {kernels_s:.3f} s")
+    print(f"first collect of a session: cold {cold:.3f} s, after the preload {pre:.3f} s")
 
 
 if __name__ == "__main__":

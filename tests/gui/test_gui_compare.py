@@ -414,3 +414,14 @@ def test_real_pipeline_compare_and_export(qtbot, tmp_path, thread_errors) -> Non
         win.close()
     assert not pipe.running
     assert thread_errors == []
+
+
+def test_compare_mode_fits_a_1280_px_wide_window(fake, qtbot) -> None:
+    """The README promises compare mode in a window 1280 px wide: the two columns and the
+    controls must not ask for more, even after seconds of changing labels."""
+    win, _ = fake
+    win.resize(1024, 700)
+    _compare_on(qtbot, win, COLLAPSED)
+    qtbot.wait(300)
+    assert win.minimumSizeHint().width() <= 1280
+    assert win.width() <= 1280
