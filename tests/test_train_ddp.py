@@ -40,6 +40,9 @@ SCRIPT = textwrap.dedent(
     # one write(2) per line: print() under PYTHONUNBUFFERED writes the text and its newline
     # separately, and the other rank's line could land between the two
     os.write(1, line.encode())
+    from dvsapp.train.distributed import end_process, env_world
+    end_process(env_world())  # as `dvsapp train` ends (torch's DDP teardown can abort)
+    os.write(1, b"not reached\\n")
     """
 )
 
@@ -63,6 +66,7 @@ def test_ddp_two_cpu_processes(tmp_path):
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("rank ")]
     assert all(ln.count(" done: ") == 1 for ln in lines), proc.stdout
     assert len(lines) == 2, log[-3000:]
+    assert "not reached" not in proc.stdout
     by_rank = {ln.split()[1]: ln for ln in lines}
     # rank 0 validated, logged and saved; rank 1 only trained its half of the data
     assert "history=1" in by_rank["0"] and "m.safetensors" in by_rank["0"]

@@ -67,6 +67,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
             + (f"; wrote {result.out}" if result.out else "")
             + f" ({format_seconds(time.perf_counter() - t0)})"
         )
+    from dvsapp.train.distributed import end_process, env_world
+
+    end_process(env_world())  # under torchrun: past torch's DDP teardown abort
     return 0
 
 
