@@ -173,7 +173,8 @@ class VmPlan:
                 np.float64,
             )
             self._near_bins = np.array([nb or (-1, -1) for nb in self.near_bins], np.int64)
-            self._work = np.empty(max(sizes), dtype=np.int32)
+            assert 2 * NBINS <= 256  # the kernel's bins are bytes
+            self._work = np.empty(max(sizes), dtype=np.uint8)
             self._sizes = np.array(sizes, dtype=np.int64)
 
     def host_statistics(self, maps: list[torch.Tensor]) -> tuple[np.ndarray, list[list[float]]]:
