@@ -5,8 +5,10 @@ torch thread, batch 1.
     .venv/bin/python benchmarks/bench_probes.py [--steps 1500] [--threads 1]
 
 Rows: ``off`` (``model.step`` with the raster taps' probe on every layer: spikes and rate,
-as the pipeline runs it), ``on`` (the same plus ``Analyzer.install`` and ``collect`` after
-each step), ``on, vm_every=N`` (the Vm histograms every N-th step only),
+as the pipeline runs it), ``on`` (the same plus ``Analyzer.install(rates=True)`` and
+``collect`` after each step, as a session on a CPU runs them: the layers' rates then come
+from the probes' channel counts, and the layers skip their own rate reductions),
+``on, vm_every=N`` (the Vm histograms every N-th step only),
 ``on, vm_layers=L`` (the Vm statistics of layer ``L`` only: what a view showing one
 layer's histogram needs), ``on, vm_layers=[]`` (no Vm statistics: the rest's cost),
 ``on, torch path`` (``compiled=False``: the torch/numpy path other devices take, which was the
@@ -94,7 +96,7 @@ def main() -> None:
     with torch.inference_mode():
         for _ in range(3):  # warm-up (fan-out maps, plans)
             for an in (every, sparse, one, no_vm, torch_path):
-                an.install()
+                an.install(rates=True)
                 for i in range(20):
                     model.step(frames[i])
                     an.collect(i % 16 + 1)
@@ -103,7 +105,7 @@ def main() -> None:
         while min(len(v) for v in times.values()) < args.steps:
             for name, an in configs.items():
                 if an is not None:
-                    an.install()
+                    an.install(rates=True)
                 for _ in range(BLOCK):
                     x = frames[count % len(frames)]
                     count += 1
@@ -166,7 +168,7 @@ def breakdown(model: torch.nn.Module, an: Analyzer, frames: torch.Tensor, n: int
             out.append(time.perf_counter() - t0)
         return statistics.median(out) * 1e3
 
-    an.install()
+    an.install(rates=True)
     try:
         with torch.inference_mode():
             whole = timed()

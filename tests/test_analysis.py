@@ -336,6 +336,32 @@ def test_remove_restores_the_model_bit_for_bit():
             assert rec.vm_stats is None and rec.vm.shape == (1, 2)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+def test_layer_rates_equal_torch_mean_and_stand_in_for_the_layers_own(batch):
+    """``layer_rates`` are the float32 figures torch's mean gives (over the batch); with
+    ``install(rates=True)`` the layers skip their own rate reduction, and ``remove`` gives
+    it back."""
+    model = _model()
+    x = _frames(6, (2, 32, 32), rate=0.5, seed=3).expand(6, batch, 2, 32, 32).contiguous()
+    model.set_probes(ProbeSpec(spikes=True, vm=False, rate=True))
+    an = Analyzer(model, _shapes(model, x[0]), torch.device("cpu"))
+    an.install(rates=True)
+    layers = model.spiking_layers()
+    with torch.inference_mode():
+        for t, x_t in enumerate(x, start=1):
+            model.step(x_t)
+            res = an.collect(t)
+            assert res.layer_rates is not None and res.layer_rates.dtype == np.float32
+            want = [lay.record.spikes.float().mean() for lay in layers.values()]
+            assert torch.equal(torch.from_numpy(res.layer_rates), torch.stack(want))
+            assert all(lay.record.rate is None for lay in layers.values())
+            assert float(res.layer_rates.max()) > 0
+    an.remove()
+    with torch.inference_mode():
+        model.step(x[0])
+    assert all(lay.record.rate is not None for lay in layers.values())
+
+
 def test_vm_every_skips_the_histograms_between():
     model = _model()
     x = _frames(5, (2, 32, 32), seed=5)

@@ -150,6 +150,36 @@ def test_probes_do_not_change_what_the_model_does(recording: Path) -> None:
     assert step.analysis is not None and step.spike_map is not None
     assert step.spike_map.shape == _loaded(COLLAPSED).shapes["layer1.0.lif1"]
     assert all(len(v) == 64 for v in step.raster.values() if v.size)
+    # on a CPU the stepper's rates are the probes' own array (the layers skipped theirs)
+    assert all(s.record.rates is s.analysis.layer_rates for s in tapped if s.record)
+
+
+def test_probes_on_a_cpu_give_the_stepper_its_rates(recording: Path) -> None:
+    """With the in-depth probes on a CPU, the layers skip their own rate reduction and the
+    stepper's rates and health reports are the probes' counts: the same float32 figures,
+    step for step, as without the probes."""
+    source = ReplaySource(recording, speed=math.inf)
+    loaded = _loaded(RESNET)
+    lanes = [Lane(i, loaded if i else _loaded(RESNET), LaneSettings(analysis=bool(i)),
+                  source.sensor_size, recording) for i in (0, 1)]  # fmt: skip
+    stepper = lanes[1].chain.stepper
+    assert stepper.rates_from_analysis and stepper.analyzer is lanes[1].analyzer
+    session = Session(lanes, source)
+    got: dict[int, list] = {0: [], 1: []}
+    with source:
+        for s in session.drive():
+            if s.record is None:
+                continue
+            r = s.record
+            got[s.lane].append((r.rates.tobytes(), r.health))
+            if s.lane == 1:
+                assert r.analysis is s.analysis is not None
+                layers = loaded.ckpt.model.spiking_layers().values()
+                assert all(lay.record.rate is None for lay in layers)
+    assert got[0] == got[1] and len(got[1]) > 40
+    lanes[1].retap(LaneSettings())  # probes off: the layers' own rates again
+    assert stepper.analyzer is None and not stepper.rates_from_analysis
+    session.close()
 
 
 def _run_json(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[list[dict], str]:

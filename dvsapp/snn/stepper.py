@@ -104,6 +104,8 @@ class StepRecord:
     probes: dict[str, LayerProbe] = field(default_factory=dict)
     health: HealthReport | None = None
     window_result: WindowResult | None = None  # set on the step that ends a window
+    #: The in-depth probes' figures (:attr:`Stepper.analyzer`'s ``collect``), when they run.
+    analysis: Any = None
 
     def rate_dict(self) -> dict[str, float]:
         """Layer name -> firing rate (empty when rates are off)."""
@@ -158,6 +160,12 @@ class Stepper:
         self._tracker = ExitTracker(exits)
         self._spike_readout = getattr(model, "readout", "mean_softmax") == "spike_count"
         self.health = health
+        #: The in-depth probes (:class:`dvsapp.snn.analysis.Analyzer`), collected right after
+        #: each step into ``StepRecord.analysis``; None: none.
+        self.analyzer: Any = None
+        #: Take the layers' rates from the probes' ``layer_rates`` (their install left the
+        #: layers' own rate reductions out: ``Analyzer.install(rates=True)``).
+        self.rates_from_analysis = False
         self._setup_probes(probes, probe_layers, rates or health is not None)
         self._step_fn = self._make_step_fn(cuda_graph)
         self.reset()
@@ -293,6 +301,8 @@ class Stepper:
             latency_ms=latency_ms,
             exited=self._tracker.update(self._step, probs),
         )
+        if self.analyzer is not None:
+            rec.analysis = self.analyzer.collect(self._step)
         if self._rate_layers or self._probed:
             self._collect(rec)
         self.steps += 1
@@ -354,7 +364,11 @@ class Stepper:
     def _collect(self, rec: StepRecord) -> None:
         """Every layer's rate (one device -> host copy) and the probed layers' maps."""
         rates = None
-        if self._rate_layers:
+        shared = rec.analysis.layer_rates if self.rates_from_analysis and rec.analysis else None
+        if shared is not None and len(shared) == len(self._rate_layers):
+            rates = shared
+            rec.layer_names, rec.rates = self.layer_names, rates
+        elif self._rate_layers:
             parts = [
                 lay.record.rate[:1]
                 if lay.record is not None and lay.record.rate is not None
@@ -375,6 +389,8 @@ class Stepper:
                     rate = float(rates[i])
                 elif r.rate is not None:
                     rate = float(r.rate[0])
+                elif shared is not None:
+                    rate = float(shared[i])
             rec.probes[name] = LayerProbe(spikes, vm, rate)
         if self.health is not None and rates is not None:
             rec.health = self.health.update(rates)

@@ -277,6 +277,7 @@ def step_figures(
     restart: bool,
     steps: int,
     saturated_rate: float,
+    lay_start: np.ndarray,
     ch_start: np.ndarray,
     ch_len: np.ndarray,
     syn_idx: np.ndarray,
@@ -287,25 +288,33 @@ def step_figures(
     silent: np.ndarray,
     saturated: np.ndarray,
     ops: np.ndarray,
+    lay_sum: np.ndarray,
 ) -> float:
     """The host side of a step (``Analyzer._unpack``'s numpy path, in one call): per entry
     (a channel, or a 1-D layer's sample) its spike count summed over the batch
     (``host[ch_idx[b, e]]``), added to the window's ``acc`` (or starting it), this step's
-    ``rates`` and the window's ``window`` rates; per conv layer ``k`` (entries ``ch_start[k]``
+    ``rates`` and the window's ``window`` rates; per layer ``k`` (entries ``lay_start[k]`` to
+    the next layer's) its spike count ``lay_sum[k]``; per conv layer ``k`` (entries ``ch_start[k]``
     on, ``ch_len[k]`` of them) the silent and saturated channels; per synaptic layer its
     operations (``host[syn_idx] * syn_w`` summed over its segment). Returns the step's spike
     count over all layers."""
     total = 0.0
     den = float(max(steps, 1))
-    for e in range(plane.size):
-        s = 0.0
-        for b in range(ch_idx.shape[0]):
-            s += np.float64(host[ch_idx[b, e]])
-        total += s
-        a = s if restart else acc[e] + s
-        acc[e] = a
-        rates[e] = np.float32(s / plane[e])
-        window[e] = np.float32(a / (plane[e] * den))
+    layers = lay_start.size
+    for k in range(layers):
+        end = lay_start[k + 1] if k + 1 < layers else plane.size
+        t = 0.0
+        for e in range(lay_start[k], end):
+            s = 0.0
+            for b in range(ch_idx.shape[0]):
+                s += np.float64(host[ch_idx[b, e]])
+            t += s
+            a = s if restart else acc[e] + s
+            acc[e] = a
+            rates[e] = np.float32(s / plane[e])
+            window[e] = np.float32(a / (plane[e] * den))
+        lay_sum[k] = t
+        total += t
     for k in range(ch_start.size):
         dead = 0
         full = 0
@@ -348,6 +357,6 @@ def warm_up() -> None:
         i1 = np.zeros(1, dtype=np.intp)
         step_figures(
             host, np.zeros((1, 1), dtype=np.intp), f1, np.zeros(1), True, 1, 0.9, i1, i1, i1,
-            f1, i1, np.zeros(1, dtype=np.float32), np.zeros(1, dtype=np.float32),
-            np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros(1),
+            i1, f1, i1, np.zeros(1, dtype=np.float32), np.zeros(1, dtype=np.float32),
+            np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros(1), np.zeros(1),
         )  # fmt: skip

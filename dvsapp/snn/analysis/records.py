@@ -83,6 +83,11 @@ class StepAnalysis:
     #: NeuroBench's activation sparsity of this step: zero outputs / all outputs, over every
     #: spiking layer's neurons.
     sparsity: float = float("nan")
+    #: float32 ``[L]``: each spiking layer's fraction of neurons that fired this step, over
+    #: the batch, in ``model.spiking_layers()`` order (NaN for a layer that recorded no
+    #: spikes): the float32 ``count / neurons`` that torch's ``mean`` gives for 0/1 spikes.
+    #: The stepper takes its rates from here while the probes run on a CPU.
+    layer_rates: np.ndarray | None = None
 
     @property
     def total_ops(self) -> dict[str, float]:
