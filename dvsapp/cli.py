@@ -492,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-probes",
         action="store_true",
         help="leave the in-depth probes (Vm statistics, silent channels, synaptic operations) "
-        "out of --json, --rates and --export: about 0.25 ms a step less on resnet_small, and "
+        "out of --json, --rates and --export: about 0.15 ms a step less on resnet_small, and "
         "0.7 s once (loading their compiled kernels)",
     )
     run.add_argument(

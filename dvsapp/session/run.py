@@ -192,7 +192,7 @@ def run(
     (:mod:`dvsapp.session.rate_report`). With ``json_lines``, ``rates`` or ``export`` the
     in-depth probes run: each JSON window line carries Vm statistics, silent channels, synaptic
     operations and sparsity (:mod:`dvsapp.session.window_stats`); ``probes=False`` keeps them
-    off (about 0.25 ms a step less on ``resnet_small``, and 0.7 s once for their kernels).
+    off (about 0.15 ms a step less on ``resnet_small``, and 0.7 s once for their kernels).
     ``export``: a Parquet file with one row per step and model
     (:mod:`dvsapp.session.export`), checked writable before anything runs. Each way a
     recording differs from a model's training data (:mod:`dvsapp.advisories`) is one
