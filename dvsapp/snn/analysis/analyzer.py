@@ -592,8 +592,11 @@ class Analyzer:
     def _layer_rates(self, plan: _Plan, counts: np.ndarray) -> np.ndarray:
         """Every spiking layer's rate from the recorded layers' spike counts (float32
         ``count / neurons``, as torch's mean; NaN where nothing was recorded)."""
+        rates = counts.astype(np.float32) / plan.rate_n
+        if plan.rate_pos.size == len(self.layers):  # every layer recorded, in order
+            return rates
         out = np.full(len(self.layers), np.nan, dtype=np.float32)
-        out[plan.rate_pos] = counts.astype(np.float32) / plan.rate_n
+        out[plan.rate_pos] = rates
         return out
 
 
