@@ -226,14 +226,15 @@ def test_version_2_same_seed_same_bytes_other_seed_other_bytes() -> None:
     assert again.tobytes() == events.tobytes() and labels_again == labels
 
 
-def test_version_2_clips_have_the_statistics_of_real_dvs128_gesture_clips() -> None:
+@pytest.mark.parametrize("generator", [2, 3])
+def test_clips_have_the_statistics_of_real_dvs128_gesture_clips(generator: int) -> None:
     """The ranges measured on real recordings (dvsapp.synth.stats.REAL_RANGES) on 1.45 s
     clips of several classes and subjects: the rows and columns holding the central 95% of
     all their events, and the mean event rate, ON fraction and fraction of pixels firing."""
     from dvsapp.synth.stats import REAL_RANGES, event_stats, out_of_range
 
     dur = 1.45
-    clips = [gesture_events(c, 100 + c, dur, generator=2) for c in (0, 3, 6, 8, 9)]
+    clips = [gesture_events(c, 100 + c, dur, generator=generator) for c in (0, 3, 6, 8, 9)]
     pooled = event_stats(np.concatenate(clips), dur * len(clips))
     bounds = {k: pooled[k] for k in ("row_lo", "row_hi", "col_lo", "col_hi")}
     assert not out_of_range(bounds), bounds
@@ -289,11 +290,54 @@ def test_version_2_recording_and_its_labels_csv(tmp_path) -> None:
 
 
 def test_unknown_generator_version_is_a_config_error() -> None:
-    for bad in (0, 3, True, "2"):
-        with pytest.raises(ConfigError, match="generator must be one of 1, 2"):
+    for bad in (0, 4, True, "2"):
+        with pytest.raises(ConfigError, match="generator must be one of 1, 2, 3,"):
             gesture_events(0, 0, 0.1, generator=bad)
-        with pytest.raises(ConfigError, match="generator must be one of 1, 2"):
+        with pytest.raises(ConfigError, match="generator must be one of 1, 2, 3,"):
             synth_recording(0, generator=bad)
+
+
+# -- generator version 3 -------------------------------------------------------------------
+def test_version_3_is_version_2_with_a_dark_shirt_and_bright_skin() -> None:
+    """Everything but the shirt and the skin is version 2's draw; the skin lies 3.5-5x the
+    room's level (its inverse for a subject darker than the room) and the shirt far below it;
+    same seed, same bytes, and not version 2's bytes."""
+    from dvsapp.synth import v2, v3
+
+    seen_dark = False
+    for seed in range(12):
+        a, b = v2.draw_scene(seed), v3.draw_scene(seed)
+        assert b.figure.body == a.figure.body and b.pixel == a.pixel
+        np.testing.assert_array_equal(b.background, a.background)
+        np.testing.assert_array_equal(b.figure.trousers, a.figure.trousers)
+        room = float(np.median(a.background))
+        ratio = b.figure.skin / room if a.figure.skin > room else room / b.figure.skin
+        assert 3.5 <= ratio <= 5.0 or b.figure.skin == 0.97, (seed, ratio)
+        shirt = float(np.median(b.figure.shirt))
+        if a.figure.skin > room:
+            assert shirt < b.figure.skin / 2 and shirt < float(np.median(a.figure.shirt))
+        else:
+            seen_dark = True
+            assert shirt > b.figure.skin * 2
+    assert seen_dark  # the seeds cover a subject darker than the room
+    c = gesture_events(8, seed=7, duration_s=0.3, generator=3)
+    assert c.dtype == EVENT_DTYPE and len(c) > 0
+    assert gesture_events(8, seed=7, duration_s=0.3, generator=3).tobytes() == c.tobytes()
+    assert gesture_events(8, seed=7, duration_s=0.3, generator=2).tobytes() != c.tobytes()
+    events, labels = synth_recording(4, classes=[1, 2], gesture_s=0.2, gap_s=0.1, generator=3)
+    again, labels_again = synth_recording(4, classes=[1, 2], gesture_s=0.2, gap_s=0.1, generator=3)
+    assert again.tobytes() == events.tobytes() and labels_again == labels
+    assert labels == synth_recording(4, classes=[1, 2], gesture_s=0.2, gap_s=0.1, generator=2)[1]
+
+
+def test_version_3_is_a_training_and_evaluation_choice() -> None:
+    from dvsapp.synth import v3
+    from dvsapp.synth.generate import GENERATORS
+    from dvsapp.train.cli import GENERATOR_CHOICES
+    from dvsapp.train.loop import TrainConfig, synth_generator
+
+    assert GENERATOR_CHOICES == GENERATORS
+    assert synth_generator(TrainConfig(synth_generator=3)) is v3.gesture_events
 
 
 def test_version_2_feeds_the_training_data_under_its_own_cache_key() -> None:

@@ -58,11 +58,12 @@ _WRITE_PACKET = 1 << 16
 _SCENE, _GESTURE_MOTION, _RECORDING_MOTION, _PIXELS, _ORDER = range(5)
 
 #: Generator versions: 1 (this module's figure; the models shipped before 2026-12-04 trained
-#: on it) and 2 (:mod:`dvsapp.synth.v2`, a whole body in a realistic scene: the shipped
-#: models' training data). Each is frozen once models are trained on it: the same (version,
+#: on it), 2 (:mod:`dvsapp.synth.v2`, a whole body in a realistic scene: the shipped
+#: models' training data) and 3 (:mod:`dvsapp.synth.v3`, version 2 with a dark shirt and
+#: bright skin). Each is frozen once models are trained on it: the same (version,
 #: arguments) give the same bytes. (Version 2's arm circles became brisker on 2026-12-04,
 #: before any shipped model trained on it.)
-GENERATORS = (1, 2)
+GENERATORS = (1, 2, 3)
 DEFAULT_GENERATOR = 1
 
 
@@ -206,6 +207,17 @@ def check_generator(generator: Any) -> int:
     return int(generator)
 
 
+def _version_module(version: int) -> Any:
+    """The module of generator ``version`` > 1 (imported on first use)."""
+    if version == 2:
+        from dvsapp.synth import v2
+
+        return v2
+    from dvsapp.synth import v3
+
+    return v3
+
+
 def _check_class(c: Any) -> int:
     if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c < N_CLASSES:
         raise ConfigError(f"class index must be an integer in 0..{N_CLASSES - 1}, not {c!r}")
@@ -228,10 +240,12 @@ def gesture_events(
     figure still in the clip's first pose, leaving only noise and flicker events.
     ``generator`` picks the version (``GENERATORS``; 1, the default, is this module's).
     """
-    if check_generator(generator) == 2:
-        from dvsapp.synth import v2
-
-        return v2.gesture_events(class_index, seed, duration_s, t0_us=t0_us, amplitude=amplitude)
+    version = check_generator(generator)
+    if version > 1:
+        module = _version_module(version)
+        return module.gesture_events(
+            class_index, seed, duration_s, t0_us=t0_us, amplitude=amplitude
+        )
     c = _check_class(class_index)
     seed = _check_seed(seed)
     dur_us = _check_duration("duration_s", duration_s)
@@ -289,10 +303,9 @@ def synth_recording(
     in each gap eases from the last gesture's final pose to the next one's first pose.
     ``generator`` picks the version (``GENERATORS``; 1, the default, is this module's).
     """
-    if check_generator(generator) == 2:
-        from dvsapp.synth import v2
-
-        return v2.synth_recording(seed, classes, gesture_s, gap_s)
+    version = check_generator(generator)
+    if version > 1:
+        return _version_module(version).synth_recording(seed, classes, gesture_s, gap_s)
     seed = _check_seed(seed)
     gesture_us = _check_duration("gesture_s", gesture_s)
     gap_us = _check_duration("gap_s", gap_s, allow_zero=True)

@@ -37,7 +37,7 @@ same seed gives a new subject here.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -565,15 +565,17 @@ def gesture_events(
     *,
     t0_us: int = 0,
     amplitude: float | None = None,
+    scene_of: Callable[[int], Scene2] | None = None,
 ) -> np.ndarray:
-    """Version 2 of :func:`dvsapp.synth.generate.gesture_events` (same arguments, same rules)."""
+    """Version 2 of :func:`dvsapp.synth.generate.gesture_events` (same arguments, same rules).
+    ``scene_of``: the seed's scene (default :func:`draw_scene`; a later version's own)."""
     c = _check_class(class_index)
     seed = _check_seed(seed)
     dur_us = _check_duration("duration_s", duration_s)
     if isinstance(t0_us, bool) or not isinstance(t0_us, (int, np.integer)) or t0_us < 0:
         raise ConfigError(f"t0_us must be an integer >= 0, not {t0_us!r}")
     t0_us = int(t0_us)
-    scene = draw_scene(seed)
+    scene = (scene_of or draw_scene)(seed)
     motion = draw_motion(c, _rng(seed, _GESTURE_MOTION, c), amplitude)
     sway = Sway.draw(_rng(seed, _SWAY, c), scene.figure.body.scale)
     if amplitude == 0:
@@ -591,12 +593,14 @@ def synth_recording(
     classes: Sequence[int] | None = None,
     gesture_s: float = 2.0,
     gap_s: float = 0.3,
+    scene_of: Callable[[int], Scene2] | None = None,
 ) -> tuple[np.ndarray, list[LabelSegment]]:
-    """Version 2 of :func:`dvsapp.synth.generate.synth_recording` (same layout and labels)."""
+    """Version 2 of :func:`dvsapp.synth.generate.synth_recording` (same layout and labels);
+    ``scene_of`` as in :func:`gesture_events`."""
     seed = _check_seed(seed)
     gesture_us = _check_duration("gesture_s", gesture_s)
     gap_us = _check_duration("gap_s", gap_s, allow_zero=True)
-    scene = draw_scene(seed)
+    scene = (scene_of or draw_scene)(seed)
     body = scene.figure.body
     if classes is None:
         order = _rng(seed, _ORDER).permutation(N_CLASSES).tolist()

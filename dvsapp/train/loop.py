@@ -454,10 +454,15 @@ def synth_generator(cfg: TrainConfig, generator: Any = None) -> Any:
         return generator
     from dvsapp.synth.generate import check_generator
 
-    if check_generator(cfg.synth_generator) == 2:
+    version = check_generator(cfg.synth_generator)
+    if version == 2:
         from dvsapp.synth import v2
 
         return v2.gesture_events
+    if version == 3:
+        from dvsapp.synth import v3
+
+        return v3.gesture_events
     raise ConfigError(f"no synthetic generator version {cfg.synth_generator}")
 
 
