@@ -25,7 +25,8 @@ probes on: their taps, and a step run right after other work finds colder caches
 compiled kernels replaced by no-ops: what is left is its Python. ``--first-use`` times, each
 in a fresh process, importing numba, loading the kernels from numba's cache, and a
 session's first ``collect`` cold and after the app's background preload
-(``dvsapp.snn.analysis.vm.load_kernels``).
+(``dvsapp.snn.analysis.vm.load_kernels``). ``--session`` times the probes inside a
+``Session`` over the shipped recording instead (:func:`in_session`).
 """
 
 from __future__ import annotations
@@ -56,9 +57,14 @@ def main() -> None:
         "--breakdown", action="store_true", help="also time collect's Python without its kernels"
     )
     ap.add_argument("--first-use", action="store_true", help="only the first-use costs")
+    ap.add_argument("--session", action="store_true", help="only the probes' cost inside a Session")
     args = ap.parse_args()
     if args.first_use:
         first_use()
+        return
+    if args.session:
+        torch.set_num_threads(args.threads)
+        in_session()
         return
     torch.set_num_threads(args.threads)
     model = load_checkpoint(ROOT / "models" / "resnet_small_synth.safetensors").model.eval()
@@ -183,6 +189,48 @@ def breakdown(model: torch.nn.Module, an: Analyzer, frames: torch.Tensor, n: int
         f"collect alone {whole:.3f} ms: its Python {python:.3f} ms, "
         f"the compiled kernels {whole - python:.3f} ms"
     )
+
+
+def in_session(passes: int = 8) -> None:
+    """The shipped recording through a ``Session`` at full speed, probes off and on in turn
+    (``passes`` each, the first dropped): the median of each lane step's ``wall_ms`` (model,
+    taps, probes) and the whole drive's time per step (binning included)."""
+    import math
+
+    from dvsapp.events.sources import ReplaySource
+    from dvsapp.session.core import Lane, Session
+    from dvsapp.session.loading import LaneSettings, LoadedModel, layer_shapes
+    from dvsapp.snn.analysis.vm import load_kernels
+
+    rec = ROOT / "recordings" / "synth_seed9000000.aedat"
+    ck = load_checkpoint(ROOT / "models" / "resnet_small_synth.safetensors")
+    dev = torch.device("cpu")
+    loaded = LoadedModel(ck, "m", True, dev, layer_shapes(ck.model, dev))
+    load_kernels()
+    drive: dict[bool, list[float]] = {False: [], True: []}
+    lane_ms: dict[bool, list[float]] = {False: [], True: []}
+    with torch.inference_mode():
+        for k in range(passes):
+            for on in (False, True):
+                source = ReplaySource(rec, speed=math.inf)
+                with source:
+                    lane = Lane(0, loaded, LaneSettings(analysis=on), source.sensor_size, rec)
+                    t0 = time.perf_counter()
+                    walls = [s.wall_ms for s in Session([lane], source).drive() if s.record]
+                    took = time.perf_counter() - t0
+                    lane.close()
+                if k:
+                    drive[on].append(took / len(walls) * 1e3)
+                    lane_ms[on] += walls
+    print(f"Session over {rec.name}, resnet_small, {passes - 1} passes each, median ms/step")
+    for on in (False, True):
+        print(
+            f"probes {'on ' if on else 'off'}  lane step {statistics.median(lane_ms[on]):.3f}"
+            f"  whole drive {statistics.median(drive[on]):.3f}"
+        )
+    lane_x = statistics.median(lane_ms[True]) - statistics.median(lane_ms[False])
+    drive_x = statistics.median(drive[True]) - statistics.median(drive[False])
+    print(f"extra: lane step {lane_x:+.3f}, whole drive {drive_x:+.3f}")
 
 
 _FIRST_COLLECT = """
