@@ -94,7 +94,7 @@ def centroid_angles(events: np.ndarray, bin_us: int = 20_000) -> tuple[np.ndarra
         ("left_arm_counter_clockwise", False, "right"),
     ],
 )
-@pytest.mark.parametrize(("seed", "generator"), [(0, 1), (5, 1), (0, 2), (5, 2)])
+@pytest.mark.parametrize(("seed", "generator"), [(0, 1), (5, 1), (0, 2), (5, 2), (0, 4), (5, 4)])
 def test_arm_circles_turn_in_the_named_direction_as_seen_by_the_camera(
     name: str, clockwise: bool, image_side: str, seed: int, generator: int
 ) -> None:
@@ -338,6 +338,54 @@ def test_version_3_is_a_training_and_evaluation_choice() -> None:
 
     assert GENERATOR_CHOICES == GENERATORS
     assert synth_generator(TrainConfig(synth_generator=3)) is v3.gesture_events
+
+
+# -- generator version 4 -------------------------------------------------------------------
+def _hand_path(generator: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The left wrist's image x, from its shoulder, over 1.2 s of a left-arm clockwise circle
+    (the generator's own motion and figure), and the arm's length."""
+    from dvsapp.synth import v2, v3, v4
+
+    body = v3.draw_scene(seed).figure.body  # version 4's scenes are version 3's
+    draw = v4.draw_motion if generator == 4 else v2.draw_motion
+    motion = draw(CLASS["left_arm_clockwise"], v2._rng(seed, v2._GESTURE_MOTION, 5), None)
+    wrist = body.joints(motion.pose(np.linspace(0, 1.2, 200), body))[:, 1, 2]
+    return wrist[:, 0] - body.shoulders[1, 0], body.upper_len + body.fore_len
+
+
+def test_version_4_circles_the_left_arm_clockwise_beside_the_body() -> None:
+    """Version 3's left-arm clockwise circle sweeps around the shoulder (the wrist goes as far
+    inside it as outside); version 4's wrist circles 0.3-0.45 arm lengths out from the
+    shoulder with a radius of 0.5-0.65, so it never goes more than 0.35 inside it."""
+    for seed in range(6):
+        x3, length = _hand_path(3, seed)
+        x4, _ = _hand_path(4, seed)
+        assert x3.min() < -0.8 * length and x3.max() > 0.8 * length
+        assert -0.35 * length - 1e-6 <= x4.min() < -0.02 * length, (seed, x4.min() / length)
+        assert x4.max() > 0.75 * length, (seed, x4.max() / length)
+
+
+def test_version_4_is_version_3_but_for_the_left_arm_clockwise() -> None:
+    for c in (0, 4, 6, 8):
+        a = gesture_events(c, seed=7, duration_s=0.25, generator=4)
+        assert a.tobytes() == gesture_events(c, seed=7, duration_s=0.25, generator=3).tobytes()
+    c = CLASS["left_arm_clockwise"]
+    a = gesture_events(c, seed=7, duration_s=0.25, generator=4)
+    assert a.tobytes() == gesture_events(c, seed=7, duration_s=0.25, generator=4).tobytes()
+    assert a.tobytes() != gesture_events(c, seed=7, duration_s=0.25, generator=3).tobytes()
+    kw = {"classes": [c, 1], "gesture_s": 0.2, "gap_s": 0.1}
+    events, labels = synth_recording(4, generator=4, **kw)
+    again, labels_again = synth_recording(4, generator=4, **kw)
+    assert again.tobytes() == events.tobytes() and labels_again == labels
+    assert events.tobytes() != synth_recording(4, generator=3, **kw)[0].tobytes()
+    assert labels == synth_recording(4, generator=3, **kw)[1]
+
+
+def test_version_4_is_a_training_and_evaluation_choice() -> None:
+    from dvsapp.synth import v4
+    from dvsapp.train.loop import TrainConfig, synth_generator
+
+    assert synth_generator(TrainConfig(synth_generator=4)) is v4.gesture_events
 
 
 def test_version_2_feeds_the_training_data_under_its_own_cache_key() -> None:

@@ -45,8 +45,8 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         metavar="V",
         help="generator version: 1 (default; the same bytes as before), 2 (a whole body in "
-        "a realistic scene: what the shipped models train on) or 3 (2 with a dark shirt and "
-        "bright skin)",
+        "a realistic scene), 3 (2 with a dark shirt and bright skin) or 4 (3 with the left "
+        "arm's clockwise circles beside the body: what the shipped models train on)",
     )
     p.add_argument("--gesture-s", type=float, default=2.0, metavar="SEC", help="per gesture (2)")
     p.add_argument("--gap-s", type=float, default=0.3, metavar="SEC", help="between gestures")

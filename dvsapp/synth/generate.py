@@ -60,10 +60,11 @@ _SCENE, _GESTURE_MOTION, _RECORDING_MOTION, _PIXELS, _ORDER = range(5)
 #: Generator versions: 1 (this module's figure; the models shipped before 2026-12-04 trained
 #: on it), 2 (:mod:`dvsapp.synth.v2`, a whole body in a realistic scene: the shipped
 #: models' training data) and 3 (:mod:`dvsapp.synth.v3`, version 2 with a dark shirt and
-#: bright skin). Each is frozen once models are trained on it: the same (version,
+#: bright skin), 4 (:mod:`dvsapp.synth.v4`, version 3 with the left arm's clockwise circles
+#: beside the body). Each is frozen once models are trained on it: the same (version,
 #: arguments) give the same bytes. (Version 2's arm circles became brisker on 2026-12-04,
 #: before any shipped model trained on it.)
-GENERATORS = (1, 2, 3)
+GENERATORS = (1, 2, 3, 4)
 DEFAULT_GENERATOR = 1
 
 
@@ -209,13 +210,11 @@ def check_generator(generator: Any) -> int:
 
 def _version_module(version: int) -> Any:
     """The module of generator ``version`` > 1 (imported on first use)."""
-    if version == 2:
-        from dvsapp.synth import v2
+    import importlib
 
-        return v2
-    from dvsapp.synth import v3
-
-    return v3
+    if version not in GENERATORS or version < 2:
+        raise ConfigError(f"no synthetic generator version {version!r}")
+    return importlib.import_module(f"dvsapp.synth.v{version}")
 
 
 def _check_class(c: Any) -> int:

@@ -253,12 +253,16 @@ class Motion2:
     phase: float
     extra: dict[str, Any]
 
-    def pose(self, t_s: np.ndarray, body: Body) -> np.ndarray:
-        """The (T, 4) arm pose at ``t_s`` seconds from the gesture's start."""
+    def cycle(self, t_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Times ``t`` (s, at least 1-D) and the gesture's cycle angle ``u`` (rad) at them."""
         t = np.atleast_1d(np.asarray(t_s, dtype=np.float64))
         # A little tempo drift: a real subject does not keep a metronome's time.
         drift = self.extra["tempo"] * np.sin(TAU * t / self.extra["tempo_period"])
-        u = TAU * t / self.period_s + self.phase + drift
+        return t, TAU * t / self.period_s + self.phase + drift
+
+    def pose(self, t_s: np.ndarray, body: Body) -> np.ndarray:
+        """The (T, 4) arm pose at ``t_s`` seconds from the gesture's start."""
+        t, u = self.cycle(t_s)
         return _POSES[self.class_index](self, t, u, body)
 
 
@@ -278,6 +282,10 @@ _PERIODS: tuple[tuple[float, float], ...] = (
     (0.25, 0.4),  # air_guitar (strum)
     (1.0, 1.0),  # other_gestures
 )
+
+
+#: ``(class, rng, amplitude) -> motion``: how a version draws a gesture's motion.
+MotionDraw = Callable[[int, np.random.Generator, "float | None"], Motion2]
 
 
 def draw_motion(
@@ -566,9 +574,11 @@ def gesture_events(
     t0_us: int = 0,
     amplitude: float | None = None,
     scene_of: Callable[[int], Scene2] | None = None,
+    motion_of: MotionDraw | None = None,
 ) -> np.ndarray:
     """Version 2 of :func:`dvsapp.synth.generate.gesture_events` (same arguments, same rules).
-    ``scene_of``: the seed's scene (default :func:`draw_scene`; a later version's own)."""
+    ``scene_of``: the seed's scene (default :func:`draw_scene`; a later version's own);
+    ``motion_of``: draws a gesture's motion (default :func:`draw_motion`; idem)."""
     c = _check_class(class_index)
     seed = _check_seed(seed)
     dur_us = _check_duration("duration_s", duration_s)
@@ -576,7 +586,7 @@ def gesture_events(
         raise ConfigError(f"t0_us must be an integer >= 0, not {t0_us!r}")
     t0_us = int(t0_us)
     scene = (scene_of or draw_scene)(seed)
-    motion = draw_motion(c, _rng(seed, _GESTURE_MOTION, c), amplitude)
+    motion = (motion_of or draw_motion)(c, _rng(seed, _GESTURE_MOTION, c), amplitude)
     sway = Sway.draw(_rng(seed, _SWAY, c), scene.figure.body.scale)
     if amplitude == 0:
         sway = Sway((0.0, 0.0), (0.0, 0.0), (0.0, 0.0), 0.0, 0.0, 0.0, 0.0, 0.0)
@@ -594,9 +604,10 @@ def synth_recording(
     gesture_s: float = 2.0,
     gap_s: float = 0.3,
     scene_of: Callable[[int], Scene2] | None = None,
+    motion_of: MotionDraw | None = None,
 ) -> tuple[np.ndarray, list[LabelSegment]]:
     """Version 2 of :func:`dvsapp.synth.generate.synth_recording` (same layout and labels);
-    ``scene_of`` as in :func:`gesture_events`."""
+    ``scene_of`` and ``motion_of`` as in :func:`gesture_events`."""
     seed = _check_seed(seed)
     gesture_us = _check_duration("gesture_s", gesture_s)
     gap_us = _check_duration("gap_s", gap_s, allow_zero=True)
@@ -610,7 +621,8 @@ def synth_recording(
         order = [_check_class(c) for c in classes]
         if not order:
             raise ConfigError("classes must name at least one gesture")
-    motions = [draw_motion(c, _rng(seed, _RECORDING_MOTION, i)) for i, c in enumerate(order)]
+    draw = motion_of or draw_motion
+    motions = [draw(c, _rng(seed, _RECORDING_MOTION, i), None) for i, c in enumerate(order)]
     labels = []
     for i, c in enumerate(order):
         start = gap_us + i * (gesture_us + gap_us)

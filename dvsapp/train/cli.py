@@ -10,7 +10,7 @@ from dvsapp.errors import ConfigError
 
 #: ``--synth-generator`` versions (:data:`dvsapp.synth.generate.GENERATORS`, without importing
 #: the generator at start).
-GENERATOR_CHOICES = (1, 2, 3)
+GENERATOR_CHOICES = (1, 2, 3, 4)
 
 
 def _neuron(text: str) -> tuple[str, float]:
@@ -121,7 +121,7 @@ def add_parsers(subparsers: Any) -> None:
         default=1,
         choices=GENERATOR_CHOICES,
         help="synth: the generator version (dvsapp synth --generator; default 1; the shipped "
-        "models train on 2; 3 is 2 with a dark shirt and bright skin)",
+        "models train on 4)",
     )
     tr.add_argument("--cache-dir", default=None, help="synth cache (~/.cache/dvsapp/synth)")
     tr.add_argument("--time-steps", type=int, default=None, metavar="T", help="default: arch's")
