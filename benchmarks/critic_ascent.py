@@ -3,8 +3,9 @@ clip's own input frames (issue 15's critic, ``models/snntorch_dvs_gesture.safete
 
     .venv/bin/python benchmarks/critic_ascent.py --classes 8,7,5,9 --clips 5 [--out DIR]
 
-For each clip of the chosen classes (generator 2, seeds ``--seed`` on, 6 s, the critic's own
-preprocessing: 32x32, 40 ms event-count bins) that the critic names wrong, the frames are
+For each clip of the chosen classes (``--generator``, default 2; seeds ``--seed`` on; 6 s; the
+critic's own preprocessing: 32x32, 40 ms event-count bins) that the critic names wrong, the
+frames are
 changed by Adam on ``relu(frames + delta)`` to raise the summed input current of the true
 class's output neuron over the named one's, with an L1 cost on ``delta`` (``--iters``
 steps). The critic's spikes get a surrogate gradient for this only (an arctan-like
@@ -71,6 +72,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1_000_000)
     ap.add_argument("--iters", type=int, default=40)
     ap.add_argument("--l1", type=float, default=0.01)
+    ap.add_argument("--generator", type=int, default=2, help="synthetic generator version (2)")
     ap.add_argument("--out", type=Path, default=None, help="save each class's maps (.npz)")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -95,7 +97,7 @@ def main() -> None:
         return spikes, torch.stack(currents).sum(0).reshape(-1)
 
     def frames(c: int, seed: int) -> np.ndarray:
-        ev = gesture_events(c, seed, STEPS * 0.04, generator=2)
+        ev = gesture_events(c, seed, STEPS * 0.04, generator=args.generator)
         d = np.asarray(bin_events(ev, ck.binning, t0_us=0, max_empty_frames=None).data)[:STEPS]
         pad = np.zeros((STEPS - len(d), *ck.binning.frame_shape), dtype=np.float32)
         return np.concatenate([d, pad]) if len(d) < STEPS else d
