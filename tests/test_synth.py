@@ -290,10 +290,10 @@ def test_version_2_recording_and_its_labels_csv(tmp_path) -> None:
 
 
 def test_unknown_generator_version_is_a_config_error() -> None:
-    for bad in (0, 4, True, "2"):
-        with pytest.raises(ConfigError, match="generator must be one of 1, 2, 3,"):
+    for bad in (0, 5, True, "2"):
+        with pytest.raises(ConfigError, match="generator must be one of 1, 2, 3, 4,"):
             gesture_events(0, 0, 0.1, generator=bad)
-        with pytest.raises(ConfigError, match="generator must be one of 1, 2, 3,"):
+        with pytest.raises(ConfigError, match="generator must be one of 1, 2, 3, 4,"):
             synth_recording(0, generator=bad)
 
 

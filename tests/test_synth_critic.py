@@ -96,7 +96,7 @@ def test_cli_critic_table_for_generator_2() -> None:
     [
         (["--critic", "--model", "no/such/critic.safetensors"], "critic model not found"),
         (["--critic", "OUT"], "writes no files"),
-        (["--critic", "--generator", "4"], "generator must be one of 1, 2, 3,"),
+        (["--critic", "--generator", "5"], "generator must be one of 1, 2, 3, 4,"),
         (["--critic", "--threads", "0"], "--threads"),
         (["--critic", "--n-per-class", "0"], "clips per class"),
         (["--critic", "--clip-s", "-1"], "clip length"),

@@ -524,7 +524,7 @@ def test_synth_generator_2_is_chosen_and_named(tmp_path):
     assert trained_on_text(parse_data_spec("synth"), two) == "synth (generator 2)"
     assert trained_on_text(parse_data_spec("synth"), one) == "synth"
     with pytest.raises(SystemExit):
-        build_parser().parse_args(["train", "--synth-generator", "4"])
+        build_parser().parse_args(["train", "--synth-generator", "5"])
     from dvsapp.pipeline.advice import SYNTHETIC, training_data
 
     assert training_data("synth (generator 2)") == SYNTHETIC
