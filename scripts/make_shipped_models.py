@@ -134,10 +134,10 @@ def layer_rates(checkpoint: Path, recording: Path) -> dict[str, float]:
 
 def synth_generator() -> Any:
     """The generator function of SYNTH_GENERATOR (as `dvsapp train --synth-generator`)."""
-    from dvsapp.synth.generate import _version_module, gesture_events
+    from dvsapp.synth.generate import gesture_events, version_module
 
     return (
-        gesture_events if SYNTH_GENERATOR == 1 else _version_module(SYNTH_GENERATOR).gesture_events
+        gesture_events if SYNTH_GENERATOR == 1 else version_module(SYNTH_GENERATOR).gesture_events
     )
 
 

@@ -559,9 +559,9 @@ def test_evaluate_draws_synthetic_clips_from_the_generator_the_checkpoint_traine
         with pytest.raises(Stop):
             evaluate_checkpoint(vgg, "synth", device="cpu", synth_generator=version)
     from dvsapp.snn.checkpoint import inspect_checkpoint
-    from dvsapp.synth.generate import _version_module
+    from dvsapp.synth.generate import version_module
 
     shipped = trained_generator(inspect_checkpoint(vgg)["trained_on"])
     assert shipped > 1  # the shipped models train on a later version
-    assert seen[0] is _version_module(shipped).gesture_events
+    assert seen[0] is version_module(shipped).gesture_events
     assert seen[1:] == [None, v2.gesture_events]  # None: the datasets' default, version 1

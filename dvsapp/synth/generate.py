@@ -58,12 +58,12 @@ _WRITE_PACKET = 1 << 16
 _SCENE, _GESTURE_MOTION, _RECORDING_MOTION, _PIXELS, _ORDER = range(5)
 
 #: Generator versions: 1 (this module's figure; the models shipped before 2026-12-04 trained
-#: on it), 2 (:mod:`dvsapp.synth.v2`, a whole body in a realistic scene: the shipped
-#: models' training data) and 3 (:mod:`dvsapp.synth.v3`, version 2 with a dark shirt and
-#: bright skin), 4 (:mod:`dvsapp.synth.v4`, version 3 with the left arm's clockwise circles
-#: beside the body). Each is frozen once models are trained on it: the same (version,
-#: arguments) give the same bytes. (Version 2's arm circles became brisker on 2026-12-04,
-#: before any shipped model trained on it.)
+#: on it), 2 (:mod:`dvsapp.synth.v2`, a whole body in a realistic scene; the models shipped
+#: 2026-12-04..05 trained on it), 3 (:mod:`dvsapp.synth.v3`, version 2 with a dark shirt and
+#: bright skin) and 4 (:mod:`dvsapp.synth.v4`, version 3 with the left arm's clockwise
+#: circles beside the body: the shipped models' training data). Each is frozen once models
+#: are trained on it: the same (version, arguments) give the same bytes. (Version 2's arm
+#: circles became brisker on 2026-12-04, before any shipped model trained on it.)
 GENERATORS = (1, 2, 3, 4)
 DEFAULT_GENERATOR = 1
 
@@ -208,7 +208,7 @@ def check_generator(generator: Any) -> int:
     return int(generator)
 
 
-def _version_module(version: int) -> Any:
+def version_module(version: int) -> Any:
     """The module of generator ``version`` > 1 (imported on first use)."""
     import importlib
 
@@ -241,7 +241,7 @@ def gesture_events(
     """
     version = check_generator(generator)
     if version > 1:
-        module = _version_module(version)
+        module = version_module(version)
         return module.gesture_events(
             class_index, seed, duration_s, t0_us=t0_us, amplitude=amplitude
         )
@@ -304,7 +304,7 @@ def synth_recording(
     """
     version = check_generator(generator)
     if version > 1:
-        return _version_module(version).synth_recording(seed, classes, gesture_s, gap_s)
+        return version_module(version).synth_recording(seed, classes, gesture_s, gap_s)
     seed = _check_seed(seed)
     gesture_us = _check_duration("gesture_s", gesture_s)
     gap_us = _check_duration("gap_s", gap_s, allow_zero=True)

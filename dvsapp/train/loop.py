@@ -452,9 +452,9 @@ def synth_generator(cfg: TrainConfig, generator: Any = None) -> Any:
     version (None: the datasets' default, version 1). Each version has its own cache key."""
     if generator is not None or cfg.synth_generator == 1:
         return generator
-    from dvsapp.synth.generate import _version_module, check_generator
+    from dvsapp.synth.generate import check_generator, version_module
 
-    return _version_module(check_generator(cfg.synth_generator)).gesture_events
+    return version_module(check_generator(cfg.synth_generator)).gesture_events
 
 
 def _datasets(cfg: TrainConfig, spec: DataSpec, binning: BinningConfig, T: int, info: DistInfo,
